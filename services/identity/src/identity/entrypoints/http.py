@@ -1,0 +1,174 @@
+"""identity's HTTP API. Routes only translate requests into use-case calls and back."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from identity.domain.registration import RegistrationForm
+from identity.service_layer import accounts
+from identity.service_layer.accounts import Identity
+from shared.platform.auth import CurrentMember
+from shared.platform.problems import problem_responses
+
+router = APIRouter(prefix="/api/v1/identity", tags=["identity"])
+
+
+def get_identity(request: Request) -> Identity:
+    return request.app.state.identity
+
+
+IdentityDep = Annotated[Identity, Depends(get_identity)]
+
+
+def _nfkc(value: Any) -> Any:
+    return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+
+
+def _french_or_iso_date(value: Any) -> Any:
+    """The form may send 31/12/1980 (as typed) or 1980-12-31."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{2})/(\d{2})/(\d{4})\s*", value)
+        if match:
+            day, month, year = match.groups()
+            try:
+                return date(int(year), int(month), int(day))
+            except ValueError as exc:
+                raise ValueError("invalid_date|La date n'est pas valide (format attendu : JJ/MM/AAAA).") from exc
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_nfkc)]
+Name = Annotated[str, BeforeValidator(_nfkc), Field(min_length=1, max_length=100)]
+Email = Annotated[str, BeforeValidator(_nfkc), Field(min_length=3, max_length=254)]
+
+
+def _check_email(value: str) -> str:
+    try:
+        validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError("invalid_email|L'adresse e-mail n'est pas valide.") from exc
+    return value.strip()
+
+
+class RegistrationRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "membership_number": "100000001",
+                "last_name": "Martin",
+                "first_name": "Camille",
+                "birth_date": "1985-04-12",
+                "email": "camille.martin@example.org",
+                "email_confirmation": "camille.martin@example.org",
+                "password": "Motdepasse1!",
+                "password_confirmation": "Motdepasse1!",
+                "terms_accepted": True,
+                "paperless": True,
+            }
+        }
+    )
+
+    membership_number: Annotated[str, BeforeValidator(_nfkc), Field(min_length=1, max_length=32, pattern=r"^\s*[A-Za-z0-9]+\s*$")]
+    last_name: Name
+    first_name: Name
+    birth_date: Annotated[date, BeforeValidator(_french_or_iso_date)]
+    email: Email
+    email_confirmation: Email
+    # Long enough for the policy to name the rule; the policy itself caps at 128.
+    password: Annotated[str, BeforeValidator(_nfkc), Field(max_length=1024)]
+    password_confirmation: Annotated[str, BeforeValidator(_nfkc), Field(max_length=1024)]
+    terms_accepted: bool
+    paperless: bool = True
+
+    _emails = field_validator("email", "email_confirmation")(_check_email)
+
+
+class Accepted(BaseModel):
+    status: str = "accepted"
+    detail: str
+
+
+@router.post(
+    "/registrations",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Create my online space",
+    responses=problem_responses(413, 422, 429),
+)
+async def register(body: RegistrationRequest, identity: IdentityDep) -> Accepted:
+    """Always 202 for a well-formed request: the answer does not tell whether the member exists.
+    A match with the registry creates a pending account and e-mails an activation link."""
+    await accounts.register(identity, RegistrationForm(**body.model_dump()))
+    return Accepted(detail="Si vos informations correspondent à notre fichier d'adhérents, "
+                           "vous allez recevoir un e-mail pour activer votre espace.")
+
+
+class ActivationRequest(BaseModel):
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Activated(BaseModel):
+    status: str = "active"
+
+
+@router.post("/activations", summary="Activate my space from the e-mailed link", responses=problem_responses(400, 409, 410, 422))
+async def activate(body: ActivationRequest, identity: IdentityDep) -> Activated:
+    await accounts.activate(identity, body.token)
+    return Activated()
+
+
+class SessionRequest(BaseModel):
+    identifier: Annotated[Text, Field(min_length=1, max_length=64, description="Membership or contract number")]
+    password: Annotated[Text, Field(min_length=1, max_length=1024)]
+
+
+class SessionCreated(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+@router.post("/sessions", summary="Log in", responses=problem_responses(401, 403, 422, 429))
+async def log_in(body: SessionRequest, identity: IdentityDep) -> SessionCreated:
+    token = await accounts.log_in(identity, body.identifier, body.password)
+    return SessionCreated(access_token=token.access_token, expires_in=token.expires_in)
+
+
+class Me(BaseModel):
+    account_id: uuid.UUID
+    member_id: uuid.UUID
+    membership_number: str
+    contract_number: str
+    last_name: str
+    first_name: str
+    email: str
+    paperless: bool
+    activated_at: datetime | None
+
+
+@router.get("/me", summary="My account", responses=problem_responses(401, 404))
+async def me(member: CurrentMember, identity: IdentityDep) -> Me:
+    account, registry = await accounts.account_view(identity, member.account_id)
+    return Me(
+        account_id=account.id,
+        member_id=registry.id,
+        membership_number=registry.membership_number,
+        contract_number=registry.contract_number,
+        last_name=registry.last_name,
+        first_name=registry.first_name,
+        email=account.email,
+        paperless=account.paperless,
+        activated_at=account.activated_at,
+    )
+
+
+@router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks(identity: IdentityDep) -> dict[str, list[dict[str, str]]]:
+    return identity.keys.jwks()

@@ -1,0 +1,214 @@
+"""identity's use cases: one function per command."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import or_, select
+
+from identity.adapters.password_hasher import AsyncPasswordHasher
+from identity.adapters.signing import KeyRing
+from identity.adapters.tables import Account, ActivationToken, Member
+from identity.config import IdentitySettings
+from identity.domain.registration import RegistrationForm, RegistryEntry, form_errors, matches_registry
+from identity.domain.tokens import new_link_token, token_hash
+from identity.service_layer.errors import INVALID_CREDENTIALS, account_not_activated, activation_problem
+from shared.contracts.identity import AccountActivated, ActivationLinkIssued, MemberRegistered
+from shared.platform.db import Database
+from shared.platform.outbox import record_event
+from shared.platform.problems import ProblemError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Identity:
+    """What identity's use cases need, wired once in main.py (tests may wire fakes)."""
+
+    settings: IdentitySettings
+    db: Database
+    hasher: AsyncPasswordHasher
+    keys: KeyRing
+    wake_relay: callable = lambda: None  # type: ignore[valid-type]
+
+    def record(self, session, event, member_id: uuid.UUID):
+        return record_event(session, event, key=str(member_id), producer=self.settings.service_name)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def register(identity: Identity, form: RegistrationForm) -> None:
+    """Create a pending account and send an activation link, if the form matches the registry.
+
+    The caller answers the same whatever happens here, so nobody can learn from the answer (or
+    its timing: the password is hashed in every case) whether a membership number exists.
+    """
+    errors = form_errors(form)
+    if errors:
+        raise ProblemError(422, "validation_failed", "Certains champs ne sont pas valides",
+                           "Corrigez les champs signalés puis réessayez.", errors)
+    password_hash = await identity.hasher.hash(form.password)
+    now = _now()
+    try:
+        async with identity.db.transaction() as session:
+            member = (
+                await session.exec(
+                    select(Member).where(Member.membership_number == form.membership_number.strip()).with_for_update()
+                )
+            ).first()
+            if member is None or not matches_registry(
+                form, RegistryEntry(member.last_name, member.first_name, member.birth_date)
+            ):
+                log.info("registration without a registry match")
+                return
+            account = (await session.exec(select(Account).where(Account.member_id == member.id))).first()
+            if account is not None and account.status == "active":
+                log.info("registration for an already active account", extra={"account_id": str(account.id)})
+                return
+            if account is None:
+                account = Account(id=uuid.uuid4(), member_id=member.id, created_at=now, status="pending",
+                                  email="", password_hash="", paperless=form.paperless,
+                                  terms_version="", terms_accepted_at=now)
+                session.add(account)
+                await identity.record(
+                    session,
+                    MemberRegistered(member_id=member.id, account_id=account.id, paperless=form.paperless, registered_at=now),
+                    member.id,
+                )
+            else:
+                # A member who registers again before activating: the latest form wins, and
+                # the links sent before it stop working.
+                await _revoke_pending_links(session, account.id, now)
+            account.email = form.email.strip()
+            account.password_hash = password_hash
+            account.paperless = form.paperless
+            account.terms_version = identity.settings.terms_version
+            account.terms_accepted_at = now
+            await session.flush()
+            await _issue_activation_link(identity, session, member, account, now)
+    except IntegrityError:
+        # Two registrations of the same member raced; the first one won and sent its link.
+        log.info("concurrent registration ignored")
+        return
+    identity.wake_relay()
+
+
+async def _revoke_pending_links(session, account_id: uuid.UUID, now: datetime) -> None:
+    tokens = await session.exec(
+        select(ActivationToken).where(
+            ActivationToken.account_id == account_id,
+            ActivationToken.used_at.is_(None),
+            ActivationToken.revoked_at.is_(None),
+        )
+    )
+    for token in tokens:
+        token.revoked_at = now
+        session.add(token)
+
+
+async def _issue_activation_link(identity: Identity, session, member: Member, account: Account, now: datetime) -> None:
+    token = new_link_token()
+    expires_at = now + timedelta(hours=identity.settings.activation_ttl_hours)
+    session.add(ActivationToken(token_hash=token_hash(token), account_id=account.id, created_at=now, expires_at=expires_at))
+    await identity.record(
+        session,
+        ActivationLinkIssued(
+            member_id=member.id,
+            account_id=account.id,
+            email=account.email,
+            first_name=member.first_name,
+            last_name=member.last_name,
+            token=token,
+            expires_at=expires_at,
+        ),
+        member.id,
+    )
+
+
+async def activate(identity: Identity, token: str) -> None:
+    now = _now()
+    async with identity.db.transaction() as session:
+        link = (
+            await session.exec(
+                select(ActivationToken).where(ActivationToken.token_hash == token_hash(token)).with_for_update()
+            )
+        ).first()
+        if link is None:
+            raise activation_problem("activation_token_unknown")
+        account = await session.get(Account, link.account_id, with_for_update=True)
+        if link.used_at is not None or account.status == "active":
+            raise activation_problem("activation_token_used")
+        if link.revoked_at is not None:
+            raise activation_problem("activation_token_revoked")
+        if link.expires_at <= now:
+            raise activation_problem("activation_token_expired")
+        link.used_at = now
+        account.status = "active"
+        account.activated_at = now
+        session.add_all([link, account])
+        await identity.record(
+            session, AccountActivated(member_id=account.member_id, account_id=account.id, activated_at=now), account.member_id
+        )
+    identity.wake_relay()
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    access_token: str
+    expires_in: int
+
+
+async def log_in(identity: Identity, identifier: str, password: str) -> AccessToken:
+    """Membership number or contract number, and the password. Unknown identifier, wrong
+    password: the same 401, after the same argon2 work."""
+    identifier = identifier.strip()
+    async with identity.db.transaction() as session:
+        rows = (
+            await session.exec(
+                select(Account, Member)
+                .join(Member, Member.id == Account.member_id)
+                .where(or_(Member.membership_number == identifier, Member.contract_number == identifier))
+                .order_by(Member.membership_number != identifier)  # an exact membership number first
+                .limit(5)
+            )
+        ).all()
+    if not rows:
+        await identity.hasher.verify_dummy(password)
+        raise INVALID_CREDENTIALS
+    for account, member in rows:
+        if not await identity.hasher.verify(account.password_hash, password):
+            continue
+        if account.status != "active":
+            raise account_not_activated()
+        if identity.hasher.needs_rehash(account.password_hash):
+            await _rehash(identity, account.id, password)
+        ttl = identity.settings.access_token_ttl_seconds
+        token = identity.keys.sign_access_token(account_id=account.id, member_id=member.id, ttl_seconds=ttl)
+        return AccessToken(access_token=token, expires_in=ttl)
+    raise INVALID_CREDENTIALS
+
+
+async def _rehash(identity: Identity, account_id: uuid.UUID, password: str) -> None:
+    new_hash = await identity.hasher.hash(password)
+    async with identity.db.transaction() as session:
+        account = await session.get(Account, account_id)
+        account.password_hash = new_hash
+        session.add(account)
+
+
+async def account_view(identity: Identity, account_id: uuid.UUID) -> tuple[Account, Member]:
+    async with identity.db.transaction() as session:
+        row = (
+            await session.exec(
+                select(Account, Member).join(Member, Member.id == Account.member_id).where(Account.id == account_id)
+            )
+        ).first()
+    if row is None:
+        raise ProblemError(404, "account_not_found", "Compte introuvable")
+    return row

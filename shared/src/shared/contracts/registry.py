@@ -1,0 +1,14 @@
+"""Every event type the system knows, by its `event_type` name."""
+
+from shared.contracts.envelope import Event
+from shared.contracts.identity import (
+    AccountActivated,
+    ActivationLinkIssued,
+    MemberEnrolled,
+    MemberRegistered,
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_type: cls
+    for cls in (MemberRegistered, ActivationLinkIssued, AccountActivated, MemberEnrolled)
+}

@@ -1,0 +1,161 @@
+"""The runtime every service is built from: settings → database, broker, outbox relay, token
+verifier, consumers → one FastAPI app whose lifespan starts and stops them in order.
+
+A service's `main.py` only says what is its own (migrations, routers, consumers), so every
+service has the same shape and the same start-up, health, errors, logs and traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib.resources.abc import Traversable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier
+from shared.platform.context import CORRELATION_HEADER, accept_or_new_correlation_id, correlation_id_var
+from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
+from shared.platform.health import health_router
+from shared.platform.logging import setup_logging
+from shared.platform.messaging import ConsumerRunner, EventConsumer, make_broker
+from shared.platform.outbox import OutboxRelay
+from shared.platform.problems import install_problem_handlers
+from shared.platform.settings import ServiceSettings
+from shared.platform.telemetry import extract_trace_context, setup_telemetry, tracer
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: Traversable,
+        key_source: KeySource | None = None,
+    ) -> None:
+        setup_logging(settings.service_name, settings.log_level)
+        setup_telemetry(settings.service_name)
+        self.settings = settings
+        self.migrations = migrations
+        self.db = Database(settings.database_url.get_secret_value())
+        self.broker = make_broker(settings.kafka_bootstrap, settings.service_name)
+        self.relay = OutboxRelay(self.db, self.broker, poll_seconds=settings.outbox_poll_seconds)
+        self.verifier = TokenVerifier(key_source or JwksKeySource(settings.identity_url + JWKS_PATH))
+        self.consumers: list[ConsumerRunner] = []
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+
+    def consume(self, consumer: EventConsumer, *, after_commit: Callable[[], None] | None = None) -> None:
+        self.consumers.append(
+            ConsumerRunner(
+                consumer,
+                broker=self.broker,
+                db=self.db,
+                max_attempts=self.settings.consumer_max_attempts,
+                retry_base_seconds=self.settings.consumer_retry_base_seconds,
+                after_commit=after_commit,
+            )
+        )
+
+    def on_startup(self, hook: Hook) -> Hook:
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        self._shutdown.append(hook)
+        return hook
+
+    async def broker_ready(self) -> bool:
+        return await self.broker.ping(timeout=1.0)
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        await apply_migrations(self.db.url, ("platform", PLATFORM_MIGRATIONS), (self.settings.service_name, self.migrations))
+        await self._start_broker()
+        await self.relay.start()
+        for hook in self._startup:
+            await hook()
+        log.info("service started", extra={"port": self.settings.port})
+        try:
+            yield
+        finally:
+            for hook in reversed(self._shutdown):
+                await hook()
+            await self.relay.stop()
+            await self.broker.stop()
+            await self.db.dispose()
+
+    async def _start_broker(self, attempts: int = 30) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                await self.broker.start()
+                return
+            except Exception as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("kafka not reachable yet", extra={"attempt": attempt, "error_type": type(exc).__name__})
+                await self.broker.stop()
+                await asyncio.sleep(1.0)
+
+    def create_app(self, *, title: str, description: str, routers: list[APIRouter], version: str = "1.0.0") -> FastAPI:
+        app = FastAPI(title=title, description=description, version=version, lifespan=self.lifespan)
+        app.state.runtime = self
+        install_problem_handlers(app)
+        app.include_router(health_router({"database": self.db.ping, "kafka": self.broker_ready}))
+        for router in routers:
+            app.include_router(router)
+        app.add_middleware(RequestContextMiddleware, service=self.settings.service_name)
+        return app
+
+
+def get_runtime(request: Request) -> ServiceRuntime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
+
+
+class RequestContextMiddleware:
+    """Correlation id (accepted or made, returned, put in logs and events) and a server span.
+
+    Pure ASGI rather than BaseHTTPMiddleware: it does not buffer bodies and costs less per request.
+    Span names use the method and path without the query string, where secrets could hide.
+    """
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.tracer = tracer(f"{service}.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        correlation_id = accept_or_new_correlation_id(headers.get(CORRELATION_HEADER))
+        token = correlation_id_var.set(correlation_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (CORRELATION_HEADER.encode(), correlation_id.encode())]
+            await send(message)
+
+        try:
+            with self.tracer.start_as_current_span(
+                f"{scope['method']} {scope['path']}",
+                context=extract_trace_context(headers),
+                kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+            ):
+                await self.app(scope, receive, send_with_id)
+        finally:
+            correlation_id_var.reset(token)

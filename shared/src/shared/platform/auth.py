@@ -1,0 +1,127 @@
+"""Access-token verification, the same in the gateway and in every service.
+
+identity signs short-lived EdDSA JWTs and publishes its public keys as JWKS. Every service
+verifies the token itself (never trusting the gateway alone) and then checks that the member
+owns what is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+
+from shared.platform.problems import ProblemError
+
+log = logging.getLogger(__name__)
+
+ISSUER = "espace-identity"
+AUDIENCE = "espace"
+ALGORITHMS = ["EdDSA"]
+JWKS_PATH = "/api/v1/identity/.well-known/jwks.json"
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: uuid.UUID
+    member_id: uuid.UUID
+    token_id: str
+
+
+class KeySource(Protocol):
+    async def key_for(self, kid: str) -> Any | None: ...
+
+
+class JwksKeySource:
+    """Public keys fetched from identity's JWKS, cached, refetched when an unknown key id shows
+    up (a key rotation) but at most once every `min_refresh_s` so bad tokens cannot hammer it."""
+
+    def __init__(self, jwks_url: str, *, min_refresh_s: float = 30.0, ttl_s: float = 600.0) -> None:
+        self.jwks_url = jwks_url
+        self.min_refresh_s = min_refresh_s
+        self.ttl_s = ttl_s
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str) -> Any | None:
+        age = time.monotonic() - self._fetched_at
+        if (kid not in self._keys and age >= self.min_refresh_s) or age >= self.ttl_s:
+            await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < 1.0:
+                return  # another request just refreshed
+            try:
+                async with httpx.AsyncClient(timeout=3.0) as client:
+                    response = await client.get(self.jwks_url)
+                    response.raise_for_status()
+                keys = {}
+                for jwk in response.json().get("keys", []):
+                    if jwk.get("kid"):
+                        keys[jwk["kid"]] = jwt.PyJWK(jwk).key
+                self._keys = keys
+            except Exception as exc:  # keep serving with the keys we have
+                log.warning("jwks refresh failed", extra={"error_type": type(exc).__name__})
+            self._fetched_at = time.monotonic()
+
+
+def unauthorized(detail: str = "Votre session a expiré ou n'est pas valide. Reconnectez-vous.") -> ProblemError:
+    return ProblemError(
+        401, "invalid_token", "Authentification requise", detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySource) -> None:
+        self.keys = keys
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise unauthorized() from exc
+        if header.get("alg") not in ALGORITHMS or not isinstance(header.get("kid"), str):
+            raise unauthorized()
+        key = await self.keys.key_for(header["kid"])
+        if key is None:
+            raise unauthorized()
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
+            )
+            return Principal(
+                account_id=uuid.UUID(claims["sub"]), member_id=uuid.UUID(claims["mid"]), token_id=claims["jti"]
+            )
+        except (jwt.PyJWTError, KeyError, ValueError) as exc:
+            raise unauthorized() from exc
+
+
+def bearer_token(request: Request) -> str:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized("Connectez-vous pour accéder à cette page.")
+    return token.strip()
+
+
+async def current_member(request: Request) -> Principal:
+    verifier: TokenVerifier = request.app.state.runtime.verifier
+    return await verifier.verify(bearer_token(request))
+
+
+CurrentMember = Annotated[Principal, Depends(current_member)]

@@ -1,0 +1,154 @@
+"""Transactional outbox: record events in the caller's transaction, publish them afterwards.
+
+A registration made while Kafka is down still commits; its events wait here and go out when
+the broker returns. The relay claims rows with FOR UPDATE SKIP LOCKED so replicas share the work,
+publishes with acks=all and idempotence, and stamps the rows in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.contracts.envelope import Envelope, Event
+from shared.platform.context import CORRELATION_HEADER, current_correlation_id
+from shared.platform.db import Database, asyncpg_dsn
+from shared.platform.telemetry import inject_trace_headers
+
+log = logging.getLogger(__name__)
+
+_INSERT = text(
+    "INSERT INTO outbox (event_id, topic, message_key, event_type, envelope, headers)"
+    " VALUES (:event_id, :topic, :key, :event_type, CAST(:envelope AS jsonb), CAST(:headers AS jsonb))"
+)
+
+
+async def record_event(session: AsyncSession, event: Event, *, key: str, producer: str) -> Envelope:
+    """Add an event to the outbox inside the caller's open transaction."""
+    envelope = Envelope.wrap(event, producer=producer, correlation_id=current_correlation_id())
+    headers = inject_trace_headers({"event_type": event.event_type})
+    if envelope.correlation_id:
+        headers[CORRELATION_HEADER] = envelope.correlation_id
+    await session.execute(
+        _INSERT,
+        {
+            "event_id": envelope.event_id,
+            "topic": event.topic,
+            "key": key,
+            "event_type": event.event_type,
+            "envelope": envelope.model_dump_json(),
+            "headers": json.dumps(headers),
+        },
+    )
+    return envelope
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows; woken by NOTIFY, with a slow poll as the safety net."""
+
+    def __init__(
+        self,
+        db: Database,
+        broker: KafkaBroker,
+        *,
+        poll_seconds: float = 1.0,
+        batch_size: int = 200,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.max_backoff_seconds = max_backoff_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _listen(self) -> None:
+        try:
+            self._listener = await asyncpg.connect(asyncpg_dsn(self.db.url))
+            await self._listener.add_listener("outbox", lambda *_: self._wake.set())
+        except Exception as exc:  # polling still works without it
+            log.warning("outbox listener unavailable, polling only", extra={"error_type": type(exc).__name__})
+            self._listener = None
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            if self._listener is None or self._listener.is_closed():
+                await self._listen()
+            try:
+                published = await self.publish_pending()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "outbox publish failed, will retry",
+                    extra={"error_type": type(exc).__name__, "retry_in_s": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            if published >= self.batch_size:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def publish_pending(self) -> int:
+        async with self.db.transaction() as session:
+            rows = (
+                await session.execute(
+                    text(
+                        "SELECT id, topic, message_key, envelope::text AS envelope, headers"
+                        " FROM outbox WHERE published_at IS NULL ORDER BY id"
+                        " LIMIT :limit FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"limit": self.batch_size},
+                )
+            ).all()
+            if not rows:
+                return 0
+            # Send the whole batch, then wait: the idempotent producer keeps per-partition order.
+            pending = [
+                await self.broker.publish(
+                    row.envelope.encode(),
+                    row.topic,
+                    key=row.message_key.encode(),
+                    headers={**row.headers, "content-type": "application/json"},
+                    no_confirm=True,
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*pending)
+            await session.execute(
+                text("UPDATE outbox SET published_at = :now, attempts = attempts + 1 WHERE id = ANY(:ids)"),
+                {"now": datetime.now(UTC), "ids": [row.id for row in rows]},
+            )
+        return len(rows)
