@@ -15,7 +15,7 @@ def create_app():
     keys = KeyRing.load(settings.jwt_private_key_files)
     runtime = ServiceRuntime(settings, migrations=files("identity") / "migrations", key_source=keys)
     hasher = AsyncPasswordHasher(workers=settings.password_hash_workers)
-    identity = Identity(settings=settings, db=runtime.db, hasher=hasher, keys=keys, wake_relay=runtime.relay.wake)
+    identity = Identity(settings=settings, db=runtime.db, hasher=hasher, keys=keys)
 
     @runtime.on_shutdown
     async def _close_hasher() -> None:

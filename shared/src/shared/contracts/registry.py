@@ -7,8 +7,16 @@ from shared.contracts.identity import (
     MemberEnrolled,
     MemberRegistered,
 )
+from shared.contracts.notifications import EmailFailed, EmailSent
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls
-    for cls in (MemberRegistered, ActivationLinkIssued, AccountActivated, MemberEnrolled)
+    for cls in (
+        MemberRegistered,
+        ActivationLinkIssued,
+        AccountActivated,
+        MemberEnrolled,
+        EmailSent,
+        EmailFailed,
+    )
 }

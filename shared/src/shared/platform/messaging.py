@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
+    # FastStream logs every message at INFO; our handlers log what matters.
+    logging.getLogger(f"{client_id}.kafka").setLevel(logging.WARNING)
     return KafkaBroker(
         bootstrap,
         client_id=client_id,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
 from identity.domain.registration import RegistrationForm
 from identity.service_layer import accounts
@@ -85,8 +85,9 @@ class RegistrationRequest(BaseModel):
     # Long enough for the policy to name the rule; the policy itself caps at 128.
     password: Annotated[str, BeforeValidator(_nfkc), Field(max_length=1024)]
     password_confirmation: Annotated[str, BeforeValidator(_nfkc), Field(max_length=1024)]
-    terms_accepted: bool
-    paperless: bool = True
+    # Strict: only a JSON true accepts the terms, not "yes" or 1.
+    terms_accepted: StrictBool
+    paperless: StrictBool = True
 
     _emails = field_validator("email", "email_confirmation")(_check_email)
 

@@ -33,7 +33,6 @@ class Identity:
     db: Database
     hasher: AsyncPasswordHasher
     keys: KeyRing
-    wake_relay: callable = lambda: None  # type: ignore[valid-type]
 
     def record(self, session, event, member_id: uuid.UUID):
         return record_event(session, event, key=str(member_id), producer=self.settings.service_name)
@@ -96,7 +95,6 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
         # Two registrations of the same member raced; the first one won and sent its link.
         log.info("concurrent registration ignored")
         return
-    identity.wake_relay()
 
 
 async def _revoke_pending_links(session, account_id: uuid.UUID, now: datetime) -> None:
@@ -155,7 +153,6 @@ async def activate(identity: Identity, token: str) -> None:
         await identity.record(
             session, AccountActivated(member_id=account.member_id, account_id=account.id, activated_at=now), account.member_id
         )
-    identity.wake_relay()
 
 
 @dataclass(frozen=True)

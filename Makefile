@@ -1,0 +1,46 @@
+# Espace — the member space back end. `make run` brings it all up; `make test` tests it all.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+LOCAL := deploy/local
+PY := .venv/bin/python
+
+.PHONY: help setup run stop test test-unit test-integration import-members bench clean
+
+help:
+	@echo "make run                      start everything with demo data (Ctrl-C stops)"
+	@echo "make stop                     stop what 'make run' started"
+	@echo "make test                     every test, unit and integration (starts what it needs)"
+	@echo "make import-members FILE=x.csv  upsert members into the running system"
+	@echo "make clean                    remove local state (var/) and the virtual environment"
+
+# Virtual environment (uv workspace) and the Kafka jars, both cached outside the clone.
+setup:
+	@$(LOCAL)/prerequisites.sh
+	@$(UV) sync --all-packages --frozen --quiet
+	@$(LOCAL)/kafka.sh fetch
+
+run: setup
+	@$(LOCAL)/run.sh
+
+stop:
+	@$(LOCAL)/services.sh stop
+	@$(LOCAL)/infra.sh down
+
+test: setup
+	@$(PY) -m pytest
+
+test-unit: setup
+	@$(PY) -m pytest shared services gateway
+
+test-integration: setup
+	@$(PY) -m pytest tests/integration
+
+import-members:
+	@test -n "$(FILE)" || { echo "usage: make import-members FILE=members.csv"; exit 2; }
+	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
+		$(PY) -m identity.entrypoints.cli import-members "$(FILE)"
+
+clean: stop
+	rm -rf var .venv

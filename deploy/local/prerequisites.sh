@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Checks what the local system needs from the machine: Python 3.11+, uv, a JDK 17+ with Maven
+# (Kafka), PostgreSQL 15 server binaries. As root on Debian/Ubuntu it installs what is missing;
+# otherwise it says what to install.
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+missing_apt=()
+
+command -v python3 >/dev/null || die "python3 (3.11 or later) is needed"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or later is needed"
+command -v java >/dev/null || missing_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing_apt+=(maven)
+[[ -x $PG_BIN/postgres ]] || missing_apt+=(postgresql-15)
+
+if ((${#missing_apt[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing ${missing_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_apt[@]}" >/dev/null
+  else
+    die "please install: ${missing_apt[*]} (Debian/Ubuntu package names)"
+  fi
+fi
+
+if ! command -v uv >/dev/null && ! python3 -m uv --version >/dev/null 2>&1; then
+  say "installing uv from PyPI"
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+fi

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.platform.settings import ServiceSettings
+
+
+class ClaimsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMS_", extra="ignore")
+
+    service_name: str = "claims"
+    port: int = 8004
+    database_url: SecretStr = SecretStr("postgresql+asyncpg://espace:espace@127.0.0.1:55432/claims")

@@ -1,0 +1,5 @@
+"""documents's HTTP API (its member-facing routes arrive with their issues)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/documents", tags=["documents"])

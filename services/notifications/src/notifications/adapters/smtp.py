@@ -1,0 +1,39 @@
+"""Sending over SMTP (stdlib smtplib in a worker thread: one connection per message is plenty
+at the rates a member space sends, and keeps failure handling simple)."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from notifications.config import NotificationsSettings
+
+
+class SmtpSender:
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self.settings = settings
+
+    def build(self, *, recipient: str, subject: str, text: str, html: str, message_id: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.settings.mail_from
+        message["To"] = recipient
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = message_id
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        return message
+
+    async def send(self, message: EmailMessage) -> None:
+        await asyncio.to_thread(self._send, message)
+
+    def _send(self, message: EmailMessage) -> None:
+        s = self.settings
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as client:
+            if s.smtp_starttls:
+                client.starttls()
+            if s.smtp_username and s.smtp_password:
+                client.login(s.smtp_username, s.smtp_password.get_secret_value())
+            client.send_message(message)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from shared.platform.settings import ServiceSettings
+
+
+class NotificationsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore")
+
+    service_name: str = "notifications"
+    port: int = 8002
+    database_url: SecretStr = SecretStr("postgresql+asyncpg://espace:espace@127.0.0.1:55432/notifications")
+    public_base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout_seconds: float = 10.0
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = "Espace adhérent <ne-pas-repondre@espace.example>"
+    # Domain of the stable Message-ID each delivery keeps across retries.
+    message_id_domain: str = "espace.example"
+    send_max_attempts: int = 8
+    send_poll_seconds: float = 2.0

@@ -1,0 +1,41 @@
+"""notifications: wiring. `uvicorn notifications.main:app`"""
+
+import asyncio
+from importlib.resources import files
+
+from notifications.adapters.smtp import SmtpSender
+from notifications.adapters.templates import Templates
+from notifications.config import NotificationsSettings
+from notifications.entrypoints import http
+from notifications.entrypoints.consumers import build_consumer
+from notifications.service_layer.emails import Notifications, sender_loop
+from shared.platform.app import ServiceRuntime
+
+
+def create_app():
+    settings = NotificationsSettings()
+    runtime = ServiceRuntime(settings, migrations=files("notifications") / "migrations")
+    notifications = Notifications(settings=settings, db=runtime.db, templates=Templates(), smtp=SmtpSender(settings))
+    runtime.consume(build_consumer(notifications), after_commit=notifications.wake_sender.set)
+    sender: list[asyncio.Task] = []
+
+    @runtime.on_startup
+    async def _start_sender() -> None:
+        sender.append(asyncio.create_task(sender_loop(notifications), name="email-sender"))
+
+    @runtime.on_shutdown
+    async def _stop_sender() -> None:
+        for task in sender:
+            task.cancel()
+        await asyncio.gather(*sender, return_exceptions=True)
+
+    app = runtime.create_app(
+        title="Espace — notifications",
+        description="E-mails to members (French templates) and their delivery receipts.",
+        routers=[http.router],
+    )
+    app.state.notifications = notifications
+    return app
+
+
+app = create_app()

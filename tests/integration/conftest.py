@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.system import ROOT, System
+
+PASSWORD = "Espace-2026!ok"
+
+
+@pytest.fixture(scope="session")
+def system() -> Iterator[System]:
+    running = System.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(system: System) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=system.gateway_url, timeout=30) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class DemoMember:
+    membership_number: str
+    contract_number: str
+    last_name: str
+    first_name: str
+    birth_date: date
+
+    @property
+    def email(self) -> str:
+        return f"adherent.{self.membership_number}@example.org"
+
+    def registration(self, **overrides) -> dict:
+        form = {
+            "membership_number": self.membership_number,
+            "last_name": self.last_name,
+            "first_name": self.first_name,
+            "birth_date": self.birth_date.isoformat(),
+            "email": self.email,
+            "email_confirmation": self.email,
+            "password": PASSWORD,
+            "password_confirmation": PASSWORD,
+            "terms_accepted": True,
+        }
+        form.update(overrides)
+        return form
+
+
+class Registry:
+    """Members imported into the running system with the identity CLI, as `make import-members`
+    does; each test takes members nobody else uses."""
+
+    def __init__(self, system: System, tmp: Path) -> None:
+        self.system = system
+        self.tmp = tmp
+        self.free: list[DemoMember] = []
+
+    def take(self) -> DemoMember:
+        if not self.free:
+            self._import(40)
+        return self.free.pop()
+
+    def _import(self, count: int) -> None:
+        batch = []
+        for i in range(count):
+            number = f"9{uuid.uuid4().int % 10**8:08d}"
+            batch.append(
+                DemoMember(number, f"C{number}", "Lefèvre-N'Diaye", "Zoé", date(1980 + i % 20, 1 + i % 12, 1 + i % 28))
+            )
+        path = self.tmp / f"members-{uuid.uuid4().hex}.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["membership_number", "contract_number", "last_name", "first_name", "birth_date"])
+            for m in batch:
+                writer.writerow([m.membership_number, m.contract_number, m.last_name, m.first_name, m.birth_date])
+        env = {**os.environ, "IDENTITY_DATABASE_URL": self.system.db_url("identity")}
+        subprocess.run(
+            [sys.executable, "-m", "identity.entrypoints.cli", "import-members", str(path)],
+            env=env, cwd=ROOT, check=True, capture_output=True, timeout=60,
+        )
+        self.free.extend(batch)
+
+
+@pytest.fixture(scope="session")
+def registry(system: System, tmp_path_factory) -> Registry:
+    return Registry(system, tmp_path_factory.mktemp("registry"))
+
+
+class Mailbox:
+    """Reads the .eml files the SMTP sink wrote."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def messages_to(self, address: str) -> list[EmailMessage]:
+        found = []
+        for path in sorted(self.folder.glob("*.eml")):
+            message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+            if address.lower() in str(message["To"]).lower():
+                found.append(message)
+        return found
+
+    def wait_for(self, address: str, count: int = 1, timeout: float = 60) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.messages_to(address)
+            if len(messages) >= count:
+                return messages
+            time.sleep(0.1)
+        raise AssertionError(f"{count} e-mail(s) to {address} expected within {timeout}s, got {len(self.messages_to(address))}")
+
+
+@pytest.fixture(scope="session")
+def mailbox(system: System) -> Mailbox:
+    return Mailbox(system.mail_dir)
+
+
+def activation_token(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    marker = "/activation?token="
+    start = body.index(marker) + len(marker)
+    return body[start:].split()[0]
