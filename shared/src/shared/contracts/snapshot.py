@@ -1,0 +1,65 @@
+"""Write the committed JSON schema and example of every event (`python -m shared.contracts.snapshot`).
+
+Run it when you add an event or a new version; an existing version's files are never rewritten
+(use --force only before the version has ever been published). tests/test_contracts.py checks
+that the models stay readable for the committed examples and compatible with the schemas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from shared.contracts.registry import EVENT_TYPES
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+_M = uuid.UUID("8faab599-f521-489c-a221-7eff70b982ea")
+_A = uuid.UUID("def329f1-a1c2-4960-ae7a-f5906b4378ac")
+_D = uuid.UUID("073ec127-e10b-4391-bf57-f2efdc4fc264")
+_T = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+
+EXAMPLES: dict[str, dict] = {
+    "identity.MemberRegistered": {"member_id": _M, "account_id": _A, "paperless": True, "registered_at": _T},
+    "identity.ActivationLinkIssued": {
+        "member_id": _M, "account_id": _A, "email": "camille.martin@example.org", "first_name": "Camille",
+        "last_name": "Martin", "token": "CF31syA3so2bflUOIGle_BliDtcBZYsjp5UIoSBTcL0", "expires_at": _T,
+    },
+    "identity.AccountActivated": {"member_id": _M, "account_id": _A, "activated_at": _T},
+    "identity.MemberEnrolled": {
+        "member_id": _M, "membership_number": "100000001", "contract_number": "C2024000001",
+        "last_name": "Martin", "first_name": "Camille", "birth_date": date(1985, 4, 12),
+    },
+    "notifications.EmailSent": {"delivery_id": _D, "member_id": _M, "kind": "activation", "sent_at": _T},
+    "notifications.EmailFailed": {
+        "delivery_id": _D, "member_id": _M, "kind": "activation", "attempts": 8,
+        "error_type": "ConnectionRefusedError", "failed_at": _T,
+    },
+}
+
+
+def file_stem(event_type: str, version: int) -> str:
+    return f"{event_type}.v{version}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    SCHEMAS.mkdir(exist_ok=True)
+    for event_type, cls in EVENT_TYPES.items():
+        stem = file_stem(event_type, cls.schema_version)
+        schema_path, example_path = SCHEMAS / f"{stem}.schema.json", SCHEMAS / f"{stem}.example.json"
+        if schema_path.exists() and not args.force:
+            continue
+        example = cls.model_validate(EXAMPLES[event_type]).model_dump(mode="json")
+        schema_path.write_text(json.dumps(cls.model_json_schema(), indent=2, ensure_ascii=False) + "\n")
+        example_path.write_text(json.dumps(example, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {stem}")
+
+
+if __name__ == "__main__":
+    main()
