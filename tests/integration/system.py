@@ -22,16 +22,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
 
+# Test ports stay clear of `make run`'s; ESPACE_TEST_PORT_OFFSET lets several runs share a machine.
+_OFFSET = int(os.environ.get("ESPACE_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {
-    "GATEWAY_PORT": "28000",
-    "IDENTITY_PORT": "28001",
-    "NOTIFICATIONS_PORT": "28002",
-    "DOCUMENTS_PORT": "28003",
-    "CLAIMS_PORT": "28004",
-    "KAFKA_PORT": "29092",
-    "KAFKA_CONTROLLER_PORT": "29093",
-    "PG_PORT": "57432",
-    "SMTP_PORT": "12025",
+    name: str(port + _OFFSET)
+    for name, port in {
+        "GATEWAY_PORT": 28000,
+        "IDENTITY_PORT": 28001,
+        "NOTIFICATIONS_PORT": 28002,
+        "DOCUMENTS_PORT": 28003,
+        "CLAIMS_PORT": 28004,
+        "KAFKA_PORT": 29092,
+        "KAFKA_CONTROLLER_PORT": 29093,
+        "PG_PORT": 57432,
+        "SMTP_PORT": 12025,
+    }.items()
 }
 
 
@@ -82,7 +87,7 @@ class System:
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
     def start(cls) -> System:
-        var = ROOT / "var" / "test"
+        var = ROOT / "var" / (f"test-{_OFFSET}" if _OFFSET else "test")
         shutil.rmtree(var, ignore_errors=True)  # a fresh state: a second run behaves as the first
         env = {**os.environ, **TEST_PORTS, "ESPACE_VAR": str(var), "PYTHON": sys.executable}
         if os.environ.get("ESPACE_TEST_KAFKA_BOOTSTRAP") and os.environ.get("ESPACE_TEST_DB_URL_PREFIX"):
