@@ -84,6 +84,8 @@ start() {
   export NOTIFICATIONS_SMTP_PORT="${NOTIFICATIONS_SMTP_PORT:-$SMTP_PORT}"
   export NOTIFICATIONS_PUBLIC_BASE_URL="${NOTIFICATIONS_PUBLIC_BASE_URL:-$PUBLIC_BASE_URL}"
   export IDENTITY_PUBLIC_BASE_URL="${IDENTITY_PUBLIC_BASE_URL:-$PUBLIC_BASE_URL}"
+  # Spans as JSON lines per service, to look at locally (and for tests to check).
+  export ESPACE_TRACE_DIR="${ESPACE_TRACE_DIR:-$ESPACE_VAR/trace}"
   for name in "${SERVICES[@]}"; do
     default_env "GATEWAY_${name^^}_URL" "http://127.0.0.1:$(port_of "$name")"
   done

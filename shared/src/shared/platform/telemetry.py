@@ -1,5 +1,6 @@
 """OpenTelemetry tracing. Spans are always made (so trace context travels through Kafka);
-they are exported only when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+they are exported only when OTEL_EXPORTER_OTLP_ENDPOINT is set, or written as JSON lines to
+`$ESPACE_TRACE_DIR/<service>.jsonl` (local runs and tests, which check spans hold no secret)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def setup_telemetry(service: str) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if trace_dir := os.environ.get("ESPACE_TRACE_DIR"):
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        os.makedirs(trace_dir, exist_ok=True)
+        out = open(os.path.join(trace_dir, f"{service}.jsonl"), "a", encoding="utf-8")  # noqa: SIM115 (process-long)
+        provider.add_span_processor(
+            BatchSpanProcessor(ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n"))
+        )
     trace.set_tracer_provider(provider)
     _configured = True
 
