@@ -1,11 +1,13 @@
 """identity: wiring. `uvicorn identity.main:app`"""
 
+import asyncio
 from importlib.resources import files
 
 from identity.adapters.password_hasher import AsyncPasswordHasher
 from identity.adapters.signing import KeyRing
 from identity.config import IdentitySettings
-from identity.entrypoints import http
+from identity.entrypoints import http, http_profile, http_sessions
+from identity.service_layer import sessions
 from identity.service_layer.accounts import Identity
 from shared.platform.app import ServiceRuntime
 
@@ -21,10 +23,23 @@ def create_app():
     async def _close_hasher() -> None:
         hasher.close()
 
+    housekeeping: list[asyncio.Task] = []
+
+    @runtime.on_startup
+    async def _start_housekeeping() -> None:
+        # Expired sessions, throttle rows and reset links, purged hourly.
+        housekeeping.append(asyncio.create_task(sessions.housekeeping_loop(identity), name="identity-housekeeping"))
+
+    @runtime.on_shutdown
+    async def _stop_housekeeping() -> None:
+        for task in housekeeping:
+            task.cancel()
+        await asyncio.gather(*housekeeping, return_exceptions=True)
+
     app = runtime.create_app(
         title="Espace — identity",
         description="Member registry, online accounts, activation and log-in.",
-        routers=[http.router],
+        routers=[http.router, http_sessions.router, http_profile.router],
     )
     app.state.identity = identity
     return app

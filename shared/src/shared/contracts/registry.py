@@ -3,9 +3,16 @@
 from shared.contracts.envelope import Event
 from shared.contracts.identity import (
     AccountActivated,
+    AccountAlreadyExists,
     ActivationLinkIssued,
+    CommunicationPreferencesChanged,
+    EmailChanged,
+    EmailChangeRequested,
     MemberEnrolled,
     MemberRegistered,
+    PasswordChanged,
+    PasswordResetRequested,
+    ProfileUpdated,
 )
 from shared.contracts.notifications import EmailFailed, EmailSent
 
@@ -16,6 +23,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ActivationLinkIssued,
         AccountActivated,
         MemberEnrolled,
+        AccountAlreadyExists,
+        EmailChangeRequested,
+        EmailChanged,
+        ProfileUpdated,
+        CommunicationPreferencesChanged,
+        PasswordResetRequested,
+        PasswordChanged,
         EmailSent,
         EmailFailed,
     )

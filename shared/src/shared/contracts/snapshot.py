@@ -33,6 +33,37 @@ EXAMPLES: dict[str, dict] = {
         "member_id": _M, "membership_number": "100000001", "contract_number": "C2024000001",
         "last_name": "Martin", "first_name": "Camille", "birth_date": date(1985, 4, 12),
     },
+    "identity.AccountAlreadyExists": {
+        "member_id": _M, "account_id": _A, "email": "camille.martin@example.org", "first_name": "Camille",
+        "last_name": "Martin", "attempted_at": _T,
+    },
+    "identity.EmailChangeRequested": {
+        "member_id": _M, "account_id": _A, "new_email": "camille.martin@example.net",
+        "previous_email": "camille.martin@example.org", "first_name": "Camille", "last_name": "Martin",
+        "token": "Qm9uam91ciBDYW1pbGxlLCBjZWNpIGVzdCB1biBleGVt", "expires_at": _T, "requested_at": _T,
+    },
+    "identity.EmailChanged": {
+        "member_id": _M, "account_id": _A, "email": "camille.martin@example.net", "first_name": "Camille",
+        "last_name": "Martin", "changed_at": _T,
+    },
+    "identity.ProfileUpdated": {
+        "member_id": _M, "account_id": _A, "changed": ["postal_address", "phone"],
+        "postal_address": {
+            "line1": "12 rue des Lilas", "line2": "Bâtiment B", "postal_code": "69003", "city": "Lyon", "country": "FR",
+        },
+        "updated_at": _T,
+    },
+    "identity.CommunicationPreferencesChanged": {
+        "member_id": _M, "paperless": False, "reimbursement_alerts": True, "changed_at": _T,
+    },
+    "identity.PasswordResetRequested": {
+        "member_id": _M, "account_id": _A, "email": "camille.martin@example.org", "first_name": "Camille",
+        "last_name": "Martin", "token": "dW4gbGllbiBkZSByw6lpbml0aWFsaXNhdGlvbiBmaWN0", "expires_at": _T,
+    },
+    "identity.PasswordChanged": {
+        "member_id": _M, "account_id": _A, "email": "camille.martin@example.org", "first_name": "Camille",
+        "last_name": "Martin", "method": "reset", "changed_at": _T,
+    },
     "notifications.EmailSent": {"delivery_id": _D, "member_id": _M, "kind": "activation", "sent_at": _T},
     "notifications.EmailFailed": {
         "delivery_id": _D, "member_id": _M, "kind": "activation", "attempts": 8,

@@ -42,6 +42,9 @@ class ProblemError(Exception):
     detail: str | None = None
     errors: list[FieldError] = field(default_factory=list)
     headers: dict[str, str] | None = None
+    # Extra members of the problem body (RFC 9457 §3.2), e.g. {"resend_possible": True}. They
+    # never override the standard members.
+    extensions: dict[str, Any] | None = None
 
 
 def field_error(field_name: str, code: str, message: str) -> FieldError:
@@ -55,6 +58,7 @@ def problem_response(
     detail: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=f"https://espace.example/problems/{code}",
@@ -64,8 +68,11 @@ def problem_response(
         detail=detail,
         errors=errors or [],
     )
+    content = body.model_dump(mode="json", exclude_none=True)
+    if extensions:
+        content |= {k: v for k, v in extensions.items() if k not in Problem.model_fields}
     return JSONResponse(
-        body.model_dump(mode="json", exclude_none=True),
+        content,
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -79,6 +86,9 @@ _FRENCH: dict[str, tuple[str, str]] = {
     "string_type": ("invalid_type", "Ce champ doit être un texte."),
     "string_too_short": ("too_short", "Ce champ est trop court."),
     "string_too_long": ("too_long", "Ce champ est trop long."),
+    # The same limits on a constrained type behind a BeforeValidator (pydantic ≥ 2.12 names them so).
+    "too_short": ("too_short", "Ce champ est trop court."),
+    "too_long": ("too_long", "Ce champ est trop long."),
     "string_pattern_mismatch": ("invalid_format", "Le format de ce champ n'est pas valide."),
     "bool_type": ("invalid_type", "Ce champ doit valoir vrai ou faux."),
     "bool_parsing": ("invalid_type", "Ce champ doit valoir vrai ou faux."),
@@ -135,7 +145,7 @@ _STATUS_CODES = {
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.errors, exc.headers)
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, exc.errors, exc.headers, exc.extensions)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

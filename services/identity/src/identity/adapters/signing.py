@@ -74,7 +74,10 @@ class KeyRing:
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [k.jwk() for k in self.keys]}
 
-    def sign_access_token(self, *, account_id: uuid.UUID, member_id: uuid.UUID, ttl_seconds: int) -> str:
+    def sign_access_token(
+        self, *, account_id: uuid.UUID, member_id: uuid.UUID, ttl_seconds: int, session_id: uuid.UUID | None = None
+    ) -> str:
+        """`sid` names the session (refresh-token family) the token was issued in."""
         now = int(time.time())
         signer = self.keys[0]
         claims = {
@@ -87,4 +90,6 @@ class KeyRing:
             "exp": now + ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         return jwt.encode(claims, signer.private, algorithm="EdDSA", headers={"kid": signer.kid})

@@ -51,3 +51,93 @@ class ActivationToken(SQLModel, table=True):
     expires_at: datetime = _tz()
     used_at: datetime | None = _tz(nullable=True)
     revoked_at: datetime | None = _tz(nullable=True)
+
+
+class MemberProfile(SQLModel, table=True):
+    """Postal address and phone (migrations/0003); an address is whole or absent."""
+
+    __tablename__ = "member_profiles"
+
+    member_id: uuid.UUID = Field(primary_key=True, foreign_key="members.id")
+    address_line1: str | None = None
+    address_line2: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country: str | None = None
+    phone: str | None = None
+    updated_at: datetime = _tz()
+
+
+class CommunicationPreferences(SQLModel, table=True):
+    __tablename__ = "communication_preferences"
+
+    account_id: uuid.UUID = Field(primary_key=True, foreign_key="accounts.id")
+    reimbursement_alerts: bool = True
+    updated_at: datetime = _tz()
+
+
+class EmailChangeToken(SQLModel, table=True):
+    __tablename__ = "email_change_tokens"
+
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    account_id: uuid.UUID = Field(foreign_key="accounts.id")
+    new_email: str
+    created_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    used_at: datetime | None = _tz(nullable=True)
+    revoked_at: datetime | None = _tz(nullable=True)
+
+
+class AccountThrottle(SQLModel, table=True):
+    __tablename__ = "account_throttle"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id")
+    action: str
+    at: datetime = _tz()
+
+
+class SessionFamily(SQLModel, table=True):
+    """One log-in: the refresh tokens that rotate from it share this family."""
+
+    __tablename__ = "session_families"
+
+    id: uuid.UUID = Field(primary_key=True)
+    account_id: uuid.UUID = Field(foreign_key="accounts.id")
+    created_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    last_used_at: datetime = _tz()
+    revoked_at: datetime | None = _tz(nullable=True)
+    revoked_reason: str | None = None
+
+
+class RefreshToken(SQLModel, table=True):
+    __tablename__ = "refresh_tokens"
+
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    family_id: uuid.UUID = Field(foreign_key="session_families.id")
+    created_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    used_at: datetime | None = _tz(nullable=True)
+
+
+class LoginThrottle(SQLModel, table=True):
+    __tablename__ = "login_throttles"
+
+    key_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    consecutive_failures: int = 0
+    last_failure_at: datetime | None = _tz(nullable=True)
+    window_started_at: datetime | None = _tz(nullable=True)
+    window_failures: int = 0
+    blocked_until: datetime | None = _tz(nullable=True)
+
+
+class PasswordResetToken(SQLModel, table=True):
+    __tablename__ = "password_reset_tokens"
+
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    account_id: uuid.UUID = Field(foreign_key="accounts.id")
+    created_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    used_at: datetime | None = _tz(nullable=True)
+    revoked_at: datetime | None = _tz(nullable=True)

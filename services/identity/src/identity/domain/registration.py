@@ -28,7 +28,16 @@ def form_errors(form: RegistrationForm) -> list[FieldError]:
     errors: list[FieldError] = []
     if form.email.casefold() != form.email_confirmation.casefold():
         errors.append(field_error("email_confirmation", "email_mismatch", "Les deux adresses e-mail ne sont pas identiques."))
-    errors += [field_error("password", v.code, v.message) for v in password_violations(form.password)]
+    # The personal data as typed in this form: checking the registry's instead would tell
+    # whoever fills the form in something about the registry.
+    violations = password_violations(
+        form.password,
+        membership_number=form.membership_number,
+        last_name=form.last_name,
+        first_name=form.first_name,
+        birth_date=form.birth_date,
+    )
+    errors += [field_error("password", v.code, v.message) for v in violations]
     if form.password != form.password_confirmation:
         errors.append(
             field_error("password_confirmation", "password_mismatch", "Les deux mots de passe ne sont pas identiques.")

@@ -68,8 +68,8 @@ class RegistrationRequest(BaseModel):
                 "birth_date": "1985-04-12",
                 "email": "camille.martin@example.org",
                 "email_confirmation": "camille.martin@example.org",
-                "password": "Motdepasse1!",
-                "password_confirmation": "Motdepasse1!",
+                "password": "Espace-2026!ok",
+                "password_confirmation": "Espace-2026!ok",
                 "terms_accepted": True,
                 "paperless": True,
             }
@@ -125,21 +125,30 @@ async def activate(body: ActivationRequest, identity: IdentityDep) -> Activated:
     return Activated()
 
 
-class SessionRequest(BaseModel):
-    identifier: Annotated[Text, Field(min_length=1, max_length=64, description="Membership or contract number")]
-    password: Annotated[Text, Field(min_length=1, max_length=1024)]
+class ActivationResendRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"example": {"membership_number": "100000001", "email": "camille.martin@example.org"}}
+    )
+
+    membership_number: Annotated[str, BeforeValidator(_nfkc), Field(min_length=1, max_length=32, pattern=r"^\s*[A-Za-z0-9]+\s*$")]
+    email: Email
+
+    _email = field_validator("email")(_check_email)
 
 
-class SessionCreated(BaseModel):
-    access_token: str
-    token_type: str = "Bearer"
-    expires_in: int
-
-
-@router.post("/sessions", summary="Log in", responses=problem_responses(401, 403, 422, 429))
-async def log_in(body: SessionRequest, identity: IdentityDep) -> SessionCreated:
-    token = await accounts.log_in(identity, body.identifier, body.password)
-    return SessionCreated(access_token=token.access_token, expires_in=token.expires_in)
+@router.post(
+    "/activations/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send me a new activation link",
+    responses=problem_responses(413, 422, 429),
+)
+async def resend_activation(body: ActivationResendRequest, identity: IdentityDep) -> Accepted:
+    """Always 202 for a well-formed request. When a pending account matches the membership number
+    and the e-mail, a new link is sent and the older ones stop working; at most
+    `activation_links_per_hour` links an hour per account (beyond, no e-mail, same answer)."""
+    await accounts.resend_activation(identity, body.membership_number, body.email)
+    return Accepted(detail="Si un espace en attente d'activation correspond à ces informations, "
+                           "un nouveau lien d'activation vient d'être envoyé par e-mail.")
 
 
 class Me(BaseModel):

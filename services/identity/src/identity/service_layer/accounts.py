@@ -7,8 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import or_, select
+from sqlmodel import select
 
 from identity.adapters.password_hasher import AsyncPasswordHasher
 from identity.adapters.signing import KeyRing
@@ -16,8 +17,9 @@ from identity.adapters.tables import Account, ActivationToken, Member
 from identity.config import IdentitySettings
 from identity.domain.registration import RegistrationForm, RegistryEntry, form_errors, matches_registry
 from identity.domain.tokens import new_link_token, token_hash
-from identity.service_layer.errors import INVALID_CREDENTIALS, account_not_activated, activation_problem
-from shared.contracts.identity import AccountActivated, ActivationLinkIssued, MemberRegistered
+from identity.service_layer import throttle
+from identity.service_layer.errors import activation_problem
+from shared.contracts.identity import AccountActivated, AccountAlreadyExists, ActivationLinkIssued, MemberRegistered
 from shared.platform.db import Database
 from shared.platform.outbox import record_event
 from shared.platform.problems import ProblemError
@@ -66,9 +68,12 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
             ):
                 log.info("registration without a registry match")
                 return
-            account = (await session.exec(select(Account).where(Account.member_id == member.id))).first()
+            account = (
+                await session.exec(select(Account).where(Account.member_id == member.id).with_for_update())
+            ).first()
             if account is not None and account.status == "active":
-                log.info("registration for an already active account", extra={"account_id": str(account.id)})
+                # No second account: the owner is told by e-mail, at the account's address.
+                await _notify_account_exists(identity, session, member, account, now)
                 return
             if account is None:
                 account = Account(id=uuid.uuid4(), member_id=member.id, created_at=now, status="pending",
@@ -82,7 +87,9 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
                 )
             else:
                 # A member who registers again before activating: the latest form wins, and
-                # the links sent before it stop working.
+                # the links sent before it stop working (within the hourly cap on links).
+                if await _activation_links_capped(identity, session, account.id, now):
+                    return
                 await _revoke_pending_links(session, account.id, now)
             account.email = form.email.strip()
             account.password_hash = password_hash
@@ -95,6 +102,73 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
         # Two registrations of the same member raced; the first one won and sent its link.
         log.info("concurrent registration ignored")
         return
+
+
+async def _notify_account_exists(identity: Identity, session, member: Member, account: Account, now: datetime) -> None:
+    """At most `account_exists_notices_per_hour` such e-mails, so the form cannot flood a mailbox."""
+    since = now - timedelta(hours=1)
+    if await throttle.count_since(session, account.id, throttle.ACCOUNT_EXISTS_NOTICE, since) >= (
+        identity.settings.account_exists_notices_per_hour
+    ):
+        log.info("registration for an already active account, notice cap reached", extra={"account_id": str(account.id)})
+        return
+    await throttle.note(session, account.id, throttle.ACCOUNT_EXISTS_NOTICE, now)
+    await identity.record(
+        session,
+        AccountAlreadyExists(
+            member_id=member.id,
+            account_id=account.id,
+            email=account.email,
+            first_name=member.first_name,
+            last_name=member.last_name,
+            attempted_at=now,
+        ),
+        member.id,
+    )
+    log.info("registration for an already active account, owner notified", extra={"account_id": str(account.id)})
+
+
+async def _activation_links_capped(identity: Identity, session, account_id: uuid.UUID, now: datetime) -> bool:
+    """True when the account was sent `activation_links_per_hour` links in the last hour."""
+    sent = (
+        await session.exec(
+            select(func.count())
+            .select_from(ActivationToken)
+            .where(ActivationToken.account_id == account_id, ActivationToken.created_at > now - timedelta(hours=1))
+        )
+    ).one()
+    if sent >= identity.settings.activation_links_per_hour:
+        log.info("activation link cap reached, no new link", extra={"account_id": str(account_id)})
+        return True
+    return False
+
+
+async def resend_activation(identity: Identity, membership_number: str, email: str) -> None:
+    """A new activation link for a pending account whose membership number and e-mail match
+    (e-mail compared without case); the older links stop working. Anything else, or the hourly
+    cap reached, does nothing: the caller answers the same 202 in every case."""
+    now = _now()
+    async with identity.db.transaction() as session:
+        row = (
+            await session.exec(
+                select(Account, Member)
+                .join(Member, Member.id == Account.member_id)
+                .where(Member.membership_number == membership_number.strip())
+                .with_for_update(of=Account)
+            )
+        ).first()
+        if row is None:
+            log.info("activation resend without a match")
+            return
+        account, member = row
+        if account.status != "pending" or account.email.strip().casefold() != email.strip().casefold():
+            log.info("activation resend without a match")
+            return
+        if await _activation_links_capped(identity, session, account.id, now):
+            return
+        await _revoke_pending_links(session, account.id, now)
+        await _issue_activation_link(identity, session, member, account, now)
+        log.info("activation link sent again", extra={"account_id": str(account.id)})
 
 
 async def _revoke_pending_links(session, account_id: uuid.UUID, now: datetime) -> None:
@@ -153,50 +227,6 @@ async def activate(identity: Identity, token: str) -> None:
         await identity.record(
             session, AccountActivated(member_id=account.member_id, account_id=account.id, activated_at=now), account.member_id
         )
-
-
-@dataclass(frozen=True)
-class AccessToken:
-    access_token: str
-    expires_in: int
-
-
-async def log_in(identity: Identity, identifier: str, password: str) -> AccessToken:
-    """Membership number or contract number, and the password. Unknown identifier, wrong
-    password: the same 401, after the same argon2 work."""
-    identifier = identifier.strip()
-    async with identity.db.transaction() as session:
-        rows = (
-            await session.exec(
-                select(Account, Member)
-                .join(Member, Member.id == Account.member_id)
-                .where(or_(Member.membership_number == identifier, Member.contract_number == identifier))
-                .order_by(Member.membership_number != identifier)  # an exact membership number first
-                .limit(5)
-            )
-        ).all()
-    if not rows:
-        await identity.hasher.verify_dummy(password)
-        raise INVALID_CREDENTIALS
-    for account, member in rows:
-        if not await identity.hasher.verify(account.password_hash, password):
-            continue
-        if account.status != "active":
-            raise account_not_activated()
-        if identity.hasher.needs_rehash(account.password_hash):
-            await _rehash(identity, account.id, password)
-        ttl = identity.settings.access_token_ttl_seconds
-        token = identity.keys.sign_access_token(account_id=account.id, member_id=member.id, ttl_seconds=ttl)
-        return AccessToken(access_token=token, expires_in=ttl)
-    raise INVALID_CREDENTIALS
-
-
-async def _rehash(identity: Identity, account_id: uuid.UUID, password: str) -> None:
-    new_hash = await identity.hasher.hash(password)
-    async with identity.db.transaction() as session:
-        account = await session.get(Account, account_id)
-        account.password_hash = new_hash
-        session.add(account)
 
 
 async def account_view(identity: Identity, account_id: uuid.UUID) -> tuple[Account, Member]:

@@ -36,4 +36,6 @@ def activation_problem(code: str) -> ProblemError:
             "Un lien plus récent vous a été envoyé : utilisez le dernier e-mail reçu.",
         ),
     }[code]
-    return ProblemError(status, code, title, detail)
+    # An expired link can be replaced: the front end offers POST /activations/resend.
+    extensions = {"resend_possible": True} if code == "activation_token_expired" else None
+    return ProblemError(status, code, title, detail, extensions=extensions)

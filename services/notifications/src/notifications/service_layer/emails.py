@@ -16,7 +16,8 @@ from notifications.adapters.tables import Delivery
 from notifications.adapters.templates import Templates
 from notifications.config import NotificationsSettings
 from notifications.domain.dates import french_datetime
-from shared.contracts.identity import ActivationLinkIssued
+from shared.contracts.identity import AccountAlreadyExists, EmailChanged, EmailChangeRequested
+from shared.contracts.identity import ActivationLinkIssued, PasswordChanged, PasswordResetRequested
 from shared.contracts.notifications import EmailFailed, EmailSent
 from shared.platform.db import Database
 from shared.platform.messaging import HandlerContext
@@ -70,6 +71,109 @@ async def on_activation_link_issued(notifications: Notifications, ctx: HandlerCo
         last_name=event.last_name,
         link=link,
         expires_at_fr=french_datetime(event.expires_at),
+    )
+
+
+async def on_password_reset_requested(
+    notifications: Notifications, ctx: HandlerContext, event: PasswordResetRequested
+) -> None:
+    base = notifications.settings.public_base_url.rstrip("/")
+    await queue_email(
+        notifications,
+        ctx,
+        member_id=event.member_id,
+        kind="password_reset",
+        recipient=str(event.email),
+        first_name=event.first_name,
+        last_name=event.last_name,
+        link=f"{base}/mot-de-passe/reinitialisation?token={event.token.get_secret_value()}",
+        expires_at_fr=french_datetime(event.expires_at),
+    )
+
+
+async def on_password_changed(notifications: Notifications, ctx: HandlerContext, event: PasswordChanged) -> None:
+    """A security alert: sent whatever the member's communication preferences."""
+    base = notifications.settings.public_base_url.rstrip("/")
+    await queue_email(
+        notifications,
+        ctx,
+        member_id=event.member_id,
+        kind="password_changed",
+        recipient=str(event.email),
+        first_name=event.first_name,
+        last_name=event.last_name,
+        by_reset=event.method == "reset",
+        changed_at_fr=french_datetime(event.changed_at),
+        forgotten_link=f"{base}/mot-de-passe/oubli",
+    )
+
+
+def _public_link(notifications: Notifications, path: str) -> str:
+    return f"{notifications.settings.public_base_url.rstrip('/')}{path}"
+
+
+def mask_email(address: str) -> str:
+    """camille.martin@example.net → c***n@example.net: enough for the owner to recognise it."""
+    local, _, domain = address.rpartition("@")
+    if len(local) <= 2:
+        return f"{local[:1]}***@{domain}"
+    return f"{local[0]}***{local[-1]}@{domain}"
+
+
+async def on_account_already_exists(notifications: Notifications, ctx: HandlerContext, event: AccountAlreadyExists) -> None:
+    """Someone registered with the member's data while the account exists: told to the
+    account's own address, with the way back in (password reset)."""
+    await queue_email(
+        notifications,
+        ctx,
+        member_id=event.member_id,
+        kind="account_exists",
+        recipient=str(event.email),
+        first_name=event.first_name,
+        last_name=event.last_name,
+        reset_link=_public_link(notifications, "/mot-de-passe/oubli"),
+    )
+
+
+async def on_email_change_requested(notifications: Notifications, ctx: HandlerContext, event: EmailChangeRequested) -> None:
+    """Two e-mails: the confirmation link to the new address, and an alert without it to the
+    current one, so a change the member did not ask for does not go unseen."""
+    link = _public_link(notifications, f"/email/confirmation?token={event.token.get_secret_value()}")
+    await queue_email(
+        notifications,
+        ctx,
+        member_id=event.member_id,
+        kind="email_change_confirmation",
+        recipient=str(event.new_email),
+        first_name=event.first_name,
+        last_name=event.last_name,
+        link=link,
+        expires_at_fr=french_datetime(event.expires_at),
+    )
+    await queue_email(
+        notifications,
+        ctx,
+        member_id=event.member_id,
+        kind="email_change_alert",
+        recipient=str(event.previous_email),
+        first_name=event.first_name,
+        last_name=event.last_name,
+        new_email_masked=mask_email(str(event.new_email)),
+        requested_at_fr=french_datetime(event.requested_at),
+        reset_link=_public_link(notifications, "/mot-de-passe/oubli"),
+    )
+
+
+async def on_email_changed(notifications: Notifications, ctx: HandlerContext, event: EmailChanged) -> None:
+    await queue_email(
+        notifications,
+        ctx,
+        member_id=event.member_id,
+        kind="email_changed",
+        recipient=str(event.email),
+        first_name=event.first_name,
+        last_name=event.last_name,
+        changed_at_fr=french_datetime(event.changed_at),
     )
 
 
