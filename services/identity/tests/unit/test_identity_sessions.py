@@ -22,7 +22,8 @@ from identity.domain.sessions import (
     session_usable,
     token_expiry,
 )
-from identity.service_layer.sessions import normalise_identifier, refresh_problem, throttle_key, too_many_attempts
+from identity.service_layer.errors import too_many_attempts
+from identity.service_layer.sessions import normalise_identifier, refresh_problem, throttle_key
 from shared.platform.auth import TokenVerifier
 from shared.platform.problems import ProblemError
 

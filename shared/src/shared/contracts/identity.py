@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, PlainSerializer, SecretStr
 
 from shared.contracts.envelope import Event
 from shared.contracts.topics import IDENTITY_MEMBERS
+
+
+# A single-use link token on its way to notifications, which builds the link. SecretStr keeps it
+# out of reprs, logs and traces; the serializer puts the real value on the wire only.
+LinkToken = Annotated[
+    SecretStr,
+    PlainSerializer(lambda token: token.get_secret_value(), return_type=str),
+    Field(json_schema_extra={"format": "password", "writeOnly": True}),
+]
 
 
 class MemberRegistered(Event):
@@ -38,13 +48,8 @@ class ActivationLinkIssued(Event):
     email: EmailStr
     first_name: str
     last_name: str
-    token: SecretStr = Field(json_schema_extra={"format": "password", "writeOnly": True})
+    token: LinkToken
     expires_at: datetime
-
-    def model_dump(self, **kwargs):  # the wire form needs the secret itself
-        data = super().model_dump(**kwargs)
-        data["token"] = self.token.get_secret_value()
-        return data
 
 
 class AccountActivated(Event):
@@ -101,14 +106,9 @@ class EmailChangeRequested(Event):
     previous_email: EmailStr
     first_name: str
     last_name: str
-    token: SecretStr = Field(json_schema_extra={"format": "password", "writeOnly": True})
+    token: LinkToken
     expires_at: datetime
     requested_at: datetime
-
-    def model_dump(self, **kwargs):  # the wire form needs the secret itself
-        data = super().model_dump(**kwargs)
-        data["token"] = self.token.get_secret_value()
-        return data
 
 
 class EmailChanged(Event):
@@ -175,13 +175,8 @@ class PasswordResetRequested(Event):
     email: EmailStr
     first_name: str
     last_name: str
-    token: SecretStr = Field(json_schema_extra={"format": "password", "writeOnly": True})
+    token: LinkToken
     expires_at: datetime
-
-    def model_dump(self, **kwargs):  # the wire form needs the secret itself
-        data = super().model_dump(**kwargs)
-        data["token"] = self.token.get_secret_value()
-        return data
 
 
 class PasswordChanged(Event):

@@ -39,3 +39,21 @@ def activation_problem(code: str) -> ProblemError:
     # An expired link can be replaced: the front end offers POST /activations/resend.
     extensions = {"resend_possible": True} if code == "activation_token_expired" else None
     return ProblemError(status, code, title, detail, extensions=extensions)
+
+
+def _french_wait(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} seconde{'s' if seconds > 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
+def too_many_attempts(retry_after_s: int, *, hint: str = "") -> ProblemError:
+    return ProblemError(
+        429,
+        "too_many_attempts",
+        "Trop de tentatives",
+        f"Trop de tentatives infructueuses. Réessayez dans {_french_wait(retry_after_s)}. {hint}".strip(),
+        headers={"Retry-After": str(retry_after_s)},
+        extensions={"retry_after": retry_after_s},
+    )

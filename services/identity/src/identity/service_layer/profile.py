@@ -26,6 +26,7 @@ from identity.adapters.tables import (
 from identity.domain.profile import InvalidPhone, PostalAddress, clean_address, normalise_phone, phone_error
 from identity.domain.tokens import new_link_token, token_hash
 from identity.service_layer import throttle
+from identity.service_layer.errors import too_many_attempts
 from identity.service_layer.accounts import Identity
 from shared.contracts.identity import (
     CommunicationPreferencesChanged,
@@ -71,24 +72,6 @@ def password_incorrect() -> ProblemError:
         "Mot de passe incorrect",
         "Le mot de passe saisi n'est pas celui de votre espace.",
         [field_error("password", "password_incorrect", "Le mot de passe est incorrect.")],
-    )
-
-
-def _french_wait(seconds: int) -> str:
-    if seconds < 60:
-        return f"{seconds} seconde{'s' if seconds > 1 else ''}"
-    minutes = -(-seconds // 60)
-    return f"{minutes} minute{'s' if minutes > 1 else ''}"
-
-
-def too_many_attempts(retry_after_s: int) -> ProblemError:
-    return ProblemError(
-        429,
-        "too_many_attempts",
-        "Trop de tentatives",
-        f"Trop de mots de passe incorrects. Réessayez dans {_french_wait(retry_after_s)}.",
-        headers={"Retry-After": str(retry_after_s)},
-        extensions={"retry_after": retry_after_s},
     )
 
 

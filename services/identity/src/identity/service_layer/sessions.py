@@ -34,7 +34,7 @@ from identity.domain.sessions import Family, PresentedToken, RefreshOutcome, fam
 from identity.domain.sessions import session_usable, token_expiry
 from identity.domain.tokens import new_link_token, token_hash
 from identity.service_layer.accounts import Identity
-from identity.service_layer.errors import INVALID_CREDENTIALS, account_not_activated
+from identity.service_layer.errors import INVALID_CREDENTIALS, account_not_activated, too_many_attempts
 from shared.platform.problems import ProblemError, field_error
 
 log = logging.getLogger(__name__)
@@ -47,25 +47,6 @@ def _now() -> datetime:
 
 
 # -- problems -----------------------------------------------------------------------------------
-
-
-def _french_wait(seconds: int) -> str:
-    if seconds < 60:
-        return f"{seconds} seconde{'s' if seconds > 1 else ''}"
-    minutes = -(-seconds // 60)
-    return f"{minutes} minute{'s' if minutes > 1 else ''}"
-
-
-def too_many_attempts(retry_after_s: int) -> ProblemError:
-    return ProblemError(
-        429,
-        "too_many_attempts",
-        "Trop de tentatives",
-        f"Trop de tentatives infructueuses. Réessayez dans {_french_wait(retry_after_s)}. "
-        "Si vous avez oublié votre mot de passe, vous pouvez le réinitialiser.",
-        headers={"Retry-After": str(retry_after_s)},
-        extensions={"retry_after": retry_after_s},
-    )
 
 
 _REFRESH_PROBLEMS = {
@@ -165,7 +146,7 @@ async def throttle_gate(identity: Identity, key: bytes) -> None:
             _store(row, login_throttle.record_failure(throttle_policy(identity), state, now))
             session.add(row)
     if wait:
-        raise too_many_attempts(wait)
+        raise too_many_attempts(wait, hint="Si vous avez oublié votre mot de passe, vous pouvez le réinitialiser.")
 
 
 async def throttle_passed(session, key: bytes) -> None:
