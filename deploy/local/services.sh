@@ -49,7 +49,7 @@ start_one() {
     default_env "${prefix}_IDENTITY_URL" "http://127.0.0.1:$IDENTITY_PORT"
   fi
   pid=$(spawn "$logfile" "$PYTHON" -m uvicorn "$module" --host 127.0.0.1 --port "$port" \
-    --no-access-log --timeout-graceful-shutdown 5)
+    --no-access-log --no-proxy-headers --timeout-graceful-shutdown 5)
   printf '%s\n' "$pid" >"$pidfile"
 }
 

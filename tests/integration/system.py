@@ -86,10 +86,11 @@ class System:
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
-    def start(cls) -> System:
-        var = ROOT / "var" / (f"test-{_OFFSET}" if _OFFSET else "test")
+    def start(cls, state: str = "test", extra_env: dict[str, str] | None = None) -> System:
+        """`state` names the folder under var/ (wiped first); `extra_env` tunes the services."""
+        var = ROOT / "var" / (f"{state}-{_OFFSET}" if _OFFSET else state)
         shutil.rmtree(var, ignore_errors=True)  # a fresh state: a second run behaves as the first
-        env = {**os.environ, **TEST_PORTS, "ESPACE_VAR": str(var), "PYTHON": sys.executable}
+        env = {**os.environ, **TEST_PORTS, "ESPACE_VAR": str(var), "PYTHON": sys.executable, **(extra_env or {})}
         if os.environ.get("ESPACE_TEST_KAFKA_BOOTSTRAP") and os.environ.get("ESPACE_TEST_DB_URL_PREFIX"):
             system = cls(env, "environment")
             env["KAFKA_BOOTSTRAP"] = os.environ["ESPACE_TEST_KAFKA_BOOTSTRAP"]

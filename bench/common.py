@@ -1,0 +1,80 @@
+"""What the benchmarks share: percentiles, load loops, printing."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Sample:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.elapsed_s if self.elapsed_s else 0.0
+
+    def line(self, name: str) -> str:
+        return f"{name:<46} {self.rate:8.1f}/s  p50 {p(self.latencies_ms, 50):7.1f} ms  p99 {p(self.latencies_ms, 99):7.1f} ms  n={len(self.latencies_ms)} errors={self.errors}"
+
+
+def p(values: list[float], percentile: int) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[percentile - 1]
+
+
+async def closed_loop(call: Callable[[int], Awaitable[bool]], *, concurrency: int, duration_s: float, max_calls: int | None = None) -> Sample:
+    """`concurrency` workers call back to back for `duration_s` (or until `max_calls`)."""
+    sample = Sample()
+    counter = iter(range(max_calls or 10**12))
+    deadline = time.perf_counter() + duration_s
+    start = time.perf_counter()
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            try:
+                i = next(counter)
+            except StopIteration:
+                return
+            t0 = time.perf_counter()
+            ok = await call(i)
+            if ok:
+                sample.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            else:
+                sample.errors += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    sample.elapsed_s = time.perf_counter() - start
+    return sample
+
+
+async def open_loop(call: Callable[[int], Awaitable[bool]], *, rate: float, count: int) -> Sample:
+    """`count` calls started at a fixed `rate` whatever the answers' speed (no coordinated omission)."""
+    sample = Sample()
+    start = time.perf_counter()
+
+    async def one(i: int) -> None:
+        t0 = time.perf_counter()
+        ok = await call(i)
+        if ok:
+            sample.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        else:
+            sample.errors += 1
+
+    tasks = []
+    for i in range(count):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    sample.elapsed_s = time.perf_counter() - start
+    return sample

@@ -1,0 +1,1 @@
+"""Espace gateway: the one public API in front of the services."""

@@ -1,0 +1,124 @@
+"""Authentication at the gateway: a small table of public routes; everything else under /api/v1
+needs a valid access token (EdDSA, identity's JWKS, audience, issuer, expiry)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+PROBLEM = "application/problem+json"
+
+
+async def _assert_invalid_token(response) -> None:
+    assert response.status == 401
+    assert response.headers["Content-Type"] == PROBLEM
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    problem = await response.json()
+    assert problem["code"] == "invalid_token"
+    assert problem["status"] == 401
+    assert problem["title"] == "Authentification requise"
+
+
+async def test_a_protected_route_without_token_is_refused_before_the_service(gateway, client, services):
+    before = len(services.claims.seen)
+    async with client.get(f"{gateway}/api/v1/claims/reimbursements") as response:
+        await _assert_invalid_token(response)
+    assert len(services.claims.seen) == before
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearer not.a.jwt", "bearer abc.def.ghi"],
+)
+async def test_a_malformed_authorization_is_refused(gateway, client, authorization):
+    async with client.get(
+        f"{gateway}/api/v1/claims/reimbursements", headers={"Authorization": authorization}
+    ) as response:
+        await _assert_invalid_token(response)
+
+
+def _tampered(token: str) -> str:
+    header, payload, signature = token.split(".")
+    flipped = "A" if signature[5] != "A" else "B"
+    return ".".join([header, payload, signature[:5] + flipped + signature[6:]])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda keys: keys.token(ttl=-60), id="expired"),
+        pytest.param(lambda keys: _tampered(keys.token()), id="tampered-signature"),
+        pytest.param(lambda keys: keys.token(aud="someone-else"), id="wrong-audience"),
+        pytest.param(lambda keys: keys.token(iss="evil"), id="wrong-issuer"),
+        pytest.param(lambda keys: keys.token(key=Ed25519PrivateKey.generate()), id="other-key-same-kid"),
+        pytest.param(lambda keys: keys.token(key=Ed25519PrivateKey.generate(), kid="unknown"), id="unknown-kid"),
+        pytest.param(
+            lambda keys: jwt.encode(
+                {"sub": "x", "aud": "espace", "iss": "espace-identity", "exp": int(time.time()) + 60},
+                "secret-secret-secret-secret-32b!",
+                algorithm="HS256",
+                headers={"kid": keys.kid},
+            ),
+            id="hs256-not-allowed",
+        ),
+        pytest.param(
+            lambda keys: jwt.encode({"sub": "x"}, None, algorithm="none", headers={"kid": keys.kid}), id="alg-none"
+        ),
+    ],
+)
+async def test_a_bad_token_is_refused(gateway, client, services, keys, make):
+    before = len(services.claims.seen)
+    async with client.get(
+        f"{gateway}/api/v1/claims/reimbursements", headers={"Authorization": f"Bearer {make(keys)}"}
+    ) as response:
+        await _assert_invalid_token(response)
+    assert len(services.claims.seen) == before
+
+
+async def test_a_valid_token_passes_and_is_forwarded(gateway, client, services, keys):
+    token = keys.token()
+    async with client.get(
+        f"{gateway}/api/v1/claims/reimbursements", headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        assert response.status == 200
+    assert services.claims.last.headers["authorization"] == f"Bearer {token}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/identity/registrations",
+        "/api/v1/identity/activations",
+        "/api/v1/identity/activations/resend",
+        "/api/v1/identity/sessions",
+        "/api/v1/identity/sessions/refresh",
+        "/api/v1/identity/password-resets",
+        "/api/v1/identity/password-resets/confirm",
+        "/api/v1/identity/email-changes/confirm",
+    ],
+)
+async def test_public_routes_pass_without_token(gateway, client, services, path):
+    async with client.post(f"{gateway}{path}", json={"membership_number": "100000001"}) as response:
+        assert response.status == 200
+    assert services.identity.last.path == path
+
+
+async def test_the_jwks_is_public(gateway, client, keys):
+    async with client.get(f"{gateway}/api/v1/identity/.well-known/jwks.json") as response:
+        assert response.status == 200
+        assert (await response.json())["keys"][0]["kid"] == keys.kid
+
+
+async def test_public_means_this_method_on_this_exact_path(gateway, client):
+    for method, path in [
+        ("GET", "/api/v1/identity/sessions"),  # POST only
+        ("POST", "/api/v1/identity/sessions/"),
+        ("POST", "/api/v1/identity/sessions/refresh/extra"),
+        ("GET", "/api/v1/identity/me"),
+        ("DELETE", "/api/v1/identity/sessions"),
+    ]:
+        async with client.request(method, f"{gateway}{path}") as response:
+            assert response.status == 401, (method, path)
