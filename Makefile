@@ -6,13 +6,15 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LOCAL := deploy/local
 PY := .venv/bin/python
 
-.PHONY: help setup run stop test test-unit test-integration import-members bench clean
+.PHONY: help setup run stop test test-unit test-integration import-members mail bench clean
 
 help:
 	@echo "make run                      start everything with demo data (Ctrl-C stops)"
 	@echo "make stop                     stop what 'make run' started"
 	@echo "make test                     every test, unit and integration (starts what it needs)"
 	@echo "make import-members FILE=x.csv  upsert members into the running system"
+	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
+	@echo "make bench                    load figures (starts its own system on bench ports)"
 	@echo "make clean                    remove local state (var/) and the virtual environment"
 
 # Virtual environment (uv workspace) and the Kafka jars, both cached outside the clone.
@@ -41,6 +43,9 @@ import-members:
 	@test -n "$(FILE)" || { echo "usage: make import-members FILE=members.csv"; exit 2; }
 	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
 		$(PY) -m identity.entrypoints.cli import-members "$(FILE)"
+
+mail:
+	@source $(LOCAL)/env.sh && $(PY) $(LOCAL)/last_mail.py
 
 clean: stop
 	rm -rf var .venv

@@ -12,7 +12,8 @@ stop_all() {
   "$here/services.sh" stop || true
   "$here/infra.sh" down || true
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 started=$SECONDS
 "$here/infra.sh" up
