@@ -4,11 +4,11 @@ real broker, database and SMTP sink."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -220,3 +220,27 @@ def test_registering_again_before_activating_replaces_the_first_link(gateway, ma
     assert revoked.status_code == 410
     assert revoked.json()["code"] == "activation_token_revoked"
     assert gateway.post("/api/v1/identity/activations", json={"token": second}).status_code == 200
+
+
+def test_documents_and_claims_learn_of_each_new_account(system, gateway, mailbox, registry):
+    member = registry.take()
+    assert gateway.post("/api/v1/identity/registrations", json=member.registration()).status_code == 202
+    mailbox.wait_for(member.email)
+
+    async def fetch(service: str, query: str, *args):
+        conn = await asyncpg.connect(system.db_url(service).replace("+asyncpg", ""))
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    [account] = asyncio.run(
+        fetch("identity", "SELECT a.id, a.member_id FROM accounts a JOIN members m ON m.id = a.member_id"
+                          " WHERE m.membership_number = $1", member.membership_number)
+    )
+    for service in ("documents", "claims"):
+        deadline = time.monotonic() + 30
+        while not (rows := asyncio.run(fetch(service, "SELECT * FROM members WHERE member_id = $1", account["member_id"]))):
+            assert time.monotonic() < deadline, f"{service} did not record the new account"
+            time.sleep(0.2)
+        assert rows[0]["account_id"] == account["id"] and rows[0]["paperless"] is True
