@@ -32,7 +32,7 @@ from gateway.openapi import OpenApiAggregator
 from gateway.proxy import Exchange, Proxy
 from gateway.routes import RouteTable
 from gateway.tokens import CachedVerifier
-from shared.platform.app import RequestContextMiddleware
+from shared.platform.request_context import RequestContextMiddleware
 from shared.platform.auth import JwksKeySource, KeySource, TokenVerifier
 from shared.platform.logging import setup_logging
 from shared.platform.problems import install_problem_handlers, problem_response

@@ -43,9 +43,12 @@ class JwksKeySource:
     """Public keys fetched from identity's JWKS, cached, refetched when an unknown key id shows
     up (a key rotation) but at most once every `min_refresh_s` so bad tokens cannot hammer it."""
 
-    def __init__(self, jwks_url: str, *, min_refresh_s: float = 30.0, ttl_s: float = 600.0) -> None:
+    def __init__(
+        self, jwks_url: str, *, min_refresh_s: float = 30.0, ttl_s: float = 600.0, retry_after_failure_s: float = 2.0
+    ) -> None:
         self.jwks_url = jwks_url
         self.min_refresh_s = min_refresh_s
+        self.retry_after_failure_s = retry_after_failure_s
         self.ttl_s = ttl_s
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
@@ -70,9 +73,10 @@ class JwksKeySource:
                     if jwk.get("kid"):
                         keys[jwk["kid"]] = jwt.PyJWK(jwk).key
                 self._keys = keys
-            except Exception as exc:  # keep serving with the keys we have
+                self._fetched_at = time.monotonic()
+            except Exception as exc:  # keep serving with the keys we have; try again shortly
                 log.warning("jwks refresh failed", extra={"error_type": type(exc).__name__})
-            self._fetched_at = time.monotonic()
+                self._fetched_at = time.monotonic() - self.min_refresh_s + self.retry_after_failure_s
 
 
 def unauthorized(detail: str = "Votre session a expiré ou n'est pas valide. Reconnectez-vous.") -> ProblemError:
