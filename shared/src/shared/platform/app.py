@@ -12,17 +12,19 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.resources.abc import Traversable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
-from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier
+from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier, current_member
 from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
 from shared.platform.health import health_router
 from shared.platform.logging import setup_logging
 from shared.platform.messaging import ConsumerRunner, EventConsumer, make_broker
 from shared.platform.outbox import OutboxRelay
-from shared.platform.problems import install_problem_handlers
+from shared.platform.problems import document_problems, install_problem_handlers
 from shared.platform.request_context import RequestContextMiddleware
 from shared.platform.settings import ServiceSettings
 from shared.platform.telemetry import setup_telemetry
@@ -108,11 +110,42 @@ class ServiceRuntime:
         app = FastAPI(title=title, description=description, version=version, lifespan=self.lifespan)
         app.state.runtime = self
         install_problem_handlers(app)
-        app.include_router(health_router({"database": self.db.ping, "kafka": self.broker_ready}))
+        app.include_router(health_router({"database": self.db.ping}, informational={"kafka": self.broker_ready}))
         for router in routers:
             app.include_router(router)
         app.add_middleware(RequestContextMiddleware, service=self.settings.service_name)
+        app.openapi = truthful_openapi(app)  # type: ignore[method-assign]
         return app
+
+
+def truthful_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's document, corrected to say what the service really answers: every error as
+    problem+json with the Problem schema (422 included, never FastAPI's HTTPValidationError), and
+    401 on every operation that needs the member's access token, whether or not its route
+    remembered to declare it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            protected = {
+                (method.lower(), route.path_format)
+                for route in app.routes
+                if isinstance(route, APIRoute) and _depends_on(route.dependant, current_member)
+                for method in route.methods
+            }
+            for path, item in document.get("paths", {}).items():
+                for method, operation in item.items():
+                    if (method, path) in protected:
+                        operation.setdefault("responses", {}).setdefault("401", {"description": "Unauthorized"})
+            app.openapi_schema = document_problems(document)
+        return app.openapi_schema
+
+    return openapi
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 def get_runtime(request: Request) -> ServiceRuntime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -33,7 +34,8 @@ class SmtpSender:
         s = self.settings
         with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as client:
             if s.smtp_starttls:
-                client.starttls()
+                # Verify the relay's certificate: the messages carry single-use links.
+                client.starttls(context=ssl.create_default_context())
             if s.smtp_username and s.smtp_password:
                 client.login(s.smtp_username, s.smtp_password.get_secret_value())
             client.send_message(message)
