@@ -47,5 +47,15 @@ import-members:
 mail:
 	@source $(LOCAL)/env.sh && $(PY) $(LOCAL)/last_mail.py
 
+# Figures, not tests: the gateway against a stand-in service (wrk for its throughput: installed
+# here when missing and we are root, else the bench falls back to an aiohttp loop), then
+# identity under load on a whole system started on bench ports.
+bench: setup
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }; } \
+		|| echo "wrk not installed: the gateway throughput figure comes from an aiohttp loop"; }
+	@$(PY) -m bench.gateway_latency
+	@$(PY) -m bench.identity_load
+
 clean: stop
 	rm -rf var .venv

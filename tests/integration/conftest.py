@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -22,9 +23,25 @@ from tests.integration.system import ROOT, System
 PASSWORD = "Espace-2026!ok"
 
 
+def signing_key_env(folder: Path) -> dict[str, str]:
+    """identity signs with a key the tests hold too (a PEM written outside var/, which start
+    wipes), so a test can make expired or wrong-audience tokens with identity's real key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = folder / "identity-signing-key.pem"
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    path.chmod(0o600)
+    return {"IDENTITY_JWT_PRIVATE_KEY_FILES": json.dumps([str(path)])}
+
+
 @pytest.fixture(scope="session")
-def system() -> Iterator[System]:
-    running = System.start()
+def system(tmp_path_factory) -> Iterator[System]:
+    running = System.start(extra_env=signing_key_env(tmp_path_factory.mktemp("keys")))
     try:
         yield running
     finally:

@@ -40,6 +40,15 @@ TEST_PORTS = {
 }
 
 
+# Settings of the test system that differ from the defaults. Every test comes from 127.0.0.1, and
+# the API fuzz alone sends thousands of requests a minute to the rate-limited routes: the per-IP
+# limit (300/60 by default) is raised so that what a test meets is the per-account limit (left at
+# its default, 20/60, which a test checks) and identity's own throttles, not its neighbours' load.
+TEST_SETTINGS = {
+    "GATEWAY_RATE_LIMIT_PER_IP": "100000/60",
+}
+
+
 def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> None:
     result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
@@ -90,7 +99,14 @@ class System:
         """`state` names the folder under var/ (wiped first); `extra_env` tunes the services."""
         var = ROOT / "var" / (f"{state}-{_OFFSET}" if _OFFSET else state)
         shutil.rmtree(var, ignore_errors=True)  # a fresh state: a second run behaves as the first
-        env = {**os.environ, **TEST_PORTS, "ESPACE_VAR": str(var), "PYTHON": sys.executable, **(extra_env or {})}
+        env = {
+            **os.environ,
+            **TEST_PORTS,
+            **TEST_SETTINGS,
+            "ESPACE_VAR": str(var),
+            "PYTHON": sys.executable,
+            **(extra_env or {}),
+        }
         if os.environ.get("ESPACE_TEST_KAFKA_BOOTSTRAP") and os.environ.get("ESPACE_TEST_DB_URL_PREFIX"):
             system = cls(env, "environment")
             env["KAFKA_BOOTSTRAP"] = os.environ["ESPACE_TEST_KAFKA_BOOTSTRAP"]

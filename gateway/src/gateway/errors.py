@@ -26,6 +26,16 @@ def _size(limit: int) -> str:
     return f"{limit / 1024:g} Ko"
 
 
+def method_not_allowed(method: str, allowed: frozenset[str]) -> Response:
+    return problem_response(
+        405,
+        "method_not_allowed",
+        "Méthode non autorisée",
+        f"Cette adresse n'accepte pas la méthode {method[:16]}.",
+        headers={"Allow": ", ".join(sorted(allowed))},
+    )
+
+
 def payload_too_large(limit: int, *, close: bool = True) -> Response:
     """`close`: end the connection after the answer (the rest of the body is not wanted). Without
     it, uvicorn reads and discards what the client still sends, and the connection lives on: the

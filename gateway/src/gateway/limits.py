@@ -92,7 +92,9 @@ class RateLimiter:
 
     def pseudonym(self, identifier: str) -> str:
         normal = unicodedata.normalize("NFKC", identifier).strip().casefold()
-        return hmac.new(self._hmac_key, normal.encode(), hashlib.sha256).hexdigest()[:32]
+        # surrogatepass: JSON may carry a lone surrogate ("\ud800"), which has no UTF-8 form; it
+        # still names an account to limit (the service then refuses the field with a 422).
+        return hmac.new(self._hmac_key, normal.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
 
 
 def account_identifier(body: bytes, fields: tuple[str, ...]) -> str | None:
@@ -102,7 +104,7 @@ def account_identifier(body: bytes, fields: tuple[str, ...]) -> str | None:
         return None
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: nested too deep
         return None
     if not isinstance(document, dict):
         return None

@@ -3,7 +3,8 @@
 Kept: the services' /api/v1/* paths. Components are merged by name; two services that define
 the same name with different content keep both, the later one renamed `<service>_<Name>` (its
 $refs rewritten). Added: the bearer security scheme on every protected operation, and the
-problem+json answers the gateway itself gives (401, 404, 413, 429, 502, 504).
+problem+json answers the gateway itself gives (400, 401, 404, 413, 429, 502, 503, 504). The
+methods each path declares also tell the proxy which requests get its own 405.
 
 Fetched at start-up and refetched periodically (sooner while a service is missing); a service
 that is down is simply absent until it answers.
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import re
 import time
 from typing import Any
 
@@ -42,12 +44,17 @@ COMPONENT_KINDS = (
 BEARER = "bearerAuth"
 
 _GATEWAY_ANSWERS = {
+    "400": "En-tête Content-Length illisible (code `bad_request`).",
     "401": "Jeton d'accès absent, expiré ou invalide (code `invalid_token`).",
     "404": "Aucune ressource à cette adresse (code `not_found`).",
     "413": "Corps de requête trop volumineux (code `payload_too_large`).",
     "429": "Trop de requêtes ; l'en-tête Retry-After dit quand réessayer (code `too_many_requests`).",
     "502": "Service momentanément indisponible (code `upstream_unavailable`).",
+    "503": "La passerelle démarre ou s'arrête ; l'en-tête Retry-After dit quand réessayer (code `service_unavailable`).",
     "504": "Le service a mis trop de temps à répondre (code `upstream_timeout`).",
+}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Secondes avant de réessayer.", "schema": {"type": "integer"}},
 }
 
 
@@ -168,7 +175,7 @@ def _add_gateway_contract(
             key = (method.upper(), path)
             public = key in public_routes
             responses = operation.setdefault("responses", {})
-            statuses = ["404", "502", "504"]
+            statuses = ["400", "404", "502", "503", "504"]
             if method in ("post", "put", "patch"):
                 statuses.append("413")
             if not public:
@@ -182,13 +189,8 @@ def _add_gateway_contract(
                         "description": _GATEWAY_ANSWERS[status],
                         "content": copy.deepcopy(problem_content),
                     }
-                    if status == "429":
-                        answer["headers"] = {
-                            "Retry-After": {
-                                "description": "Secondes avant de réessayer.",
-                                "schema": {"type": "integer"},
-                            }
-                        }
+                    if status in ("429", "503"):
+                        answer["headers"] = copy.deepcopy(_RETRY_AFTER)
                     responses[status] = answer
 
 
@@ -205,6 +207,38 @@ def _problem_schema(schemas: dict[str, Any]) -> str:
     return f"#/components/schemas/{name}"
 
 
+class PathMethods:
+    """The methods the merged document declares at each path (HEAD along with GET), so the
+    gateway answers 405 itself for any other method, before asking for a token: the document
+    is public, so this tells a caller nothing it could not read there."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.exact: dict[str, frozenset[str]] = {}
+        self.templated: list[tuple[re.Pattern[str], frozenset[str]]] = []
+        for path, item in (document.get("paths") or {}).items():
+            methods = {m.upper() for m in HTTP_METHODS if isinstance(item.get(m), dict)}
+            if "GET" in methods:
+                methods.add("HEAD")
+            if "{" in path:
+                pattern = "/".join(
+                    "[^/]+" if s.startswith("{") and s.endswith("}") else re.escape(s) for s in path.split("/")
+                )
+                self.templated.append((re.compile(pattern), frozenset(methods)))
+            else:
+                self.exact[path] = frozenset(methods)
+
+    def at(self, path: str) -> frozenset[str] | None:
+        """The methods declared at `path`, or None when the document does not know the path
+        (a service not merged yet: the request goes on as before)."""
+        methods = self.exact.get(path)
+        if methods is not None:
+            return methods
+        for pattern, methods in self.templated:
+            if pattern.fullmatch(path):
+                return methods
+        return None
+
+
 class OpenApiAggregator:
     """Keeps the merged document: a background refresh loop, plus an on-demand refresh when the
     cached one is stale or incomplete (bounded by the fetch timeout)."""
@@ -216,6 +250,7 @@ class OpenApiAggregator:
         self.timeout = aiohttp.ClientTimeout(total=settings.openapi_fetch_timeout_s)
         self.documents: dict[str, dict[str, Any]] = {}
         self.merged: dict[str, Any] = merge_documents({})
+        self.methods = PathMethods(self.merged)
         self.fetched_at = float("-inf")
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -257,6 +292,7 @@ class OpenApiAggregator:
                     self.documents[name] = document
             # Keep the services' order (identity first) whatever answered when.
             self.merged = merge_documents({n: self.documents[n] for n in self.services if n in self.documents})
+            self.methods = PathMethods(self.merged)
             self.fetched_at = time.monotonic()
 
     async def _fetch(self, name: str, base_url: str) -> dict[str, Any] | None:

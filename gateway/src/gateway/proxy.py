@@ -136,6 +136,12 @@ class Proxy:
         if match is None:
             await self._answer(errors.not_found(), scope, receive, send, exchange, "no_route")
             return
+        allowed = self.runtime.openapi.methods.at(path)
+        if allowed is not None and method not in allowed:
+            await self._answer(
+                errors.method_not_allowed(method, allowed), scope, receive, send, exchange, "method_not_allowed"
+            )
+            return
         upstream = match.upstream
         exchange.upstream = upstream.name
         session = self.runtime.session

@@ -246,7 +246,8 @@ IDENTITY_OPENAPI = {
                         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
                     },
                 },
-            }
+            },
+            "delete": {"summary": "Log out everywhere", "responses": {"204": {"description": "done"}}},
         },
         "/api/v1/identity/me": {
             "get": {

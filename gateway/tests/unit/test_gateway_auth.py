@@ -114,11 +114,26 @@ async def test_the_jwks_is_public(gateway, client, keys):
 
 async def test_public_means_this_method_on_this_exact_path(gateway, client):
     for method, path in [
-        ("GET", "/api/v1/identity/sessions"),  # POST only
         ("POST", "/api/v1/identity/sessions/"),
         ("POST", "/api/v1/identity/sessions/refresh/extra"),
         ("GET", "/api/v1/identity/me"),
-        ("DELETE", "/api/v1/identity/sessions"),
+        ("DELETE", "/api/v1/identity/sessions"),  # POST is public there, DELETE is not
     ]:
         async with client.request(method, f"{gateway}{path}") as response:
             assert response.status == 401, (method, path)
+
+
+async def test_a_method_the_document_does_not_declare_gets_405_before_any_token_check(gateway, client, services):
+    async with client.get(f"{gateway}/openapi.json") as response:  # the document is merged
+        assert "/api/v1/identity/sessions" in (await response.json())["paths"]
+    forwarded = len(services.identity.seen)
+    for method in ("GET", "PUT", "TRACE", "OPTIONS"):
+        async with client.request(method, f"{gateway}/api/v1/identity/sessions") as response:
+            assert response.status == 405, method
+            assert response.headers["Allow"] == "DELETE, POST"
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+            assert (await response.json())["code"] == "method_not_allowed"
+    async with client.request("PATCH", f"{gateway}/api/v1/identity/me") as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET, HEAD"
+    assert len(services.identity.seen) == forwarded  # never forwarded

@@ -150,3 +150,38 @@ def test_without_any_service_the_document_is_still_valid_and_defines_problem():
     assert "Problem" in merged["components"]["schemas"]
     assert "FieldError" in merged["components"]["schemas"]
     assert merged["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_every_operation_documents_what_the_gateway_itself_may_answer():
+    document = {
+        "paths": {
+            "/api/v1/a/items": {
+                "get": {"responses": {"200": {"description": "ok"}}},
+                "post": {"responses": {"201": {"description": "made"}}},
+            }
+        }
+    }
+    merged = merge_documents({"a": document}, public_routes=frozenset(), rate_limited=frozenset())
+    listing = merged["paths"]["/api/v1/a/items"]["get"]["responses"]
+    assert {"400", "401", "404", "502", "503", "504"} <= set(listing)  # unreadable Content-Length, starting...
+    assert "413" not in listing
+    assert "Retry-After" in listing["503"]["headers"]
+    assert {"400", "401", "404", "413", "502", "503", "504"} <= set(merged["paths"]["/api/v1/a/items"]["post"]["responses"])
+
+
+def test_the_methods_each_path_declares_are_known_templates_included():
+    from gateway.openapi import PathMethods
+
+    methods = PathMethods(
+        {
+            "paths": {
+                "/api/v1/a/items": {"get": {}, "post": {}, "parameters": []},
+                "/api/v1/a/items/{item_id}/lines/{n}": {"delete": {}},
+            }
+        }
+    )
+    assert methods.at("/api/v1/a/items") == {"GET", "HEAD", "POST"}
+    assert methods.at("/api/v1/a/items/42/lines/7") == {"DELETE"}
+    assert methods.at("/api/v1/a/items/42/lines") is None
+    assert methods.at("/api/v1/a/items/42/lines/7/x") is None
+    assert methods.at("/api/v1/b/unknown") is None  # not in the document: the proxy goes on as before

@@ -118,6 +118,15 @@ def test_the_account_identifier_is_the_first_field_present():
     assert account_identifier(b"not json", fields) is None
     assert account_identifier(b"[1, 2]", fields) is None
     assert account_identifier(b"", fields) is None
+    assert account_identifier(b"\x80\x81", fields) is None  # not UTF-8
+    assert account_identifier(b"[" * 50_000 + b"]" * 50_000, fields) is None  # nested beyond the parser
+
+
+def test_an_identifier_with_no_utf8_form_still_gets_a_key():
+    limiter = RateLimiter(GatewaySettings())
+    identifier = account_identifier(b'{"identifier": "a\\ud800"}', ("identifier",))
+    assert identifier == "a\ud800"
+    assert limiter.pseudonym(identifier) != limiter.pseudonym("a")
 
 
 def test_client_address_trusts_forwarded_for_only_behind_trusted_proxies():

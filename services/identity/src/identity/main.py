@@ -42,7 +42,21 @@ def create_app():
         routers=[http.router, http_sessions.router, http_profile.router],
     )
     app.state.identity = identity
+    _document_terms_version(app, settings.terms_version)
     return app
+
+
+def _document_terms_version(app, version: str) -> None:
+    """The terms acceptance takes only the version in force: the document says which."""
+    generate = app.openapi
+
+    def openapi():
+        document = generate()
+        field = document["components"]["schemas"]["TermsAcceptanceRequest"]["properties"]["version"]
+        field["enum"] = [version]
+        return document
+
+    app.openapi = openapi
 
 
 app = create_app()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ def problem_response(
 _FRENCH: dict[str, tuple[str, str]] = {
     "missing": ("required", "Ce champ est obligatoire."),
     "string_type": ("invalid_type", "Ce champ doit être un texte."),
+    # A lone surrogate ("\ud800" in JSON): no UTF-8 form (shared.platform.inputs says the same).
+    "string_unicode": ("invalid_characters", "Ce champ contient des caractères non autorisés."),
     "string_too_short": ("too_short", "Ce champ est trop court."),
     "string_too_long": ("too_long", "Ce champ est trop long."),
     # The same limits on a constrained type behind a BeforeValidator (pydantic ≥ 2.12 names them so).
@@ -106,6 +111,10 @@ _FRENCH: dict[str, tuple[str, str]] = {
     "uuid_type": ("invalid_format", "Cet identifiant n'est pas valide."),
     "extra_forbidden": ("unknown_field", "Ce champ n'est pas attendu."),
 }
+
+
+# The (code, message) pairs of the request model's own refusals, before any business rule.
+REQUEST_MODEL_ERRORS: frozenset[tuple[str, str]] = frozenset(_FRENCH.values())
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -158,9 +167,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_UNPARSABLE_BODY:
+            # A body json.loads could not even decode (not UTF-8/16/32, or nested too deep):
+            # to the client, the same as malformed JSON, a 422 naming the body.
+            return _unreadable_body()
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette lists only the first route matching the path; a path served by several
+            # routes (GET and PATCH /me/profile) allows all of their methods.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "Erreur"))
-        return problem_response(exc.status_code, code, title, headers=getattr(exc, "headers", None))
+        return problem_response(exc.status_code, code, title, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -170,6 +188,62 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
 
+_FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+def _unreadable_body() -> JSONResponse:
+    code, message = _FRENCH["json_invalid"]
+    return problem_response(
+        422,
+        "validation_failed",
+        "Certains champs ne sont pas valides",
+        "Corrigez les champs signalés puis réessayez.",
+        [FieldError(field="body", code=code, message=message)],
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path (HEAD with GET)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+_PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
+
+
 # For `responses=` in route declarations, so the OpenAPI documents every status a route returns.
+# The Problem schema itself is added to the document by `document_problems` (ServiceRuntime does).
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": Problem, "content": {PROBLEM_JSON: {}}} for s in statuses}
+    return {s: {"content": copy.deepcopy(_PROBLEM_CONTENT)} for s in statuses}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document tell the truth about errors, whatever the routes declared: every
+    4xx/5xx answer is application/problem+json with the Problem schema (FastAPI's default 422,
+    HTTPValidationError as application/json, included), and the Problem and FieldError schemas
+    are in the components. Changes `document` in place and returns it."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    generated = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in generated.pop("$defs", {}).items():
+        schemas[name] = definition
+    schemas["Problem"] = generated
+    for item in (document.get("paths") or {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, answer in (operation.get("responses") or {}).items():
+                if str(status)[0] in "45" or status == "default":
+                    answer["content"] = copy.deepcopy(_PROBLEM_CONTENT)
+                    if answer.get("description") in (None, "Validation Error"):
+                        answer["description"] = "Problème (RFC 9457)"
+    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's, now unreferenced
+        if f'"#/components/schemas/{unused}"' not in json.dumps(document):
+            schemas.pop(unused, None)
+    return document

@@ -10,12 +10,13 @@ from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
 from identity.domain.registration import RegistrationForm
 from identity.service_layer import accounts
 from identity.service_layer.accounts import Identity
 from shared.platform.auth import CurrentMember
+from shared.platform.inputs import RequestBody
 from shared.platform.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/identity", tags=["identity"])
@@ -45,9 +46,19 @@ def _french_or_iso_date(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_nfkc)]
-Name = Annotated[str, BeforeValidator(_nfkc), Field(min_length=1, max_length=100)]
-Email = Annotated[str, BeforeValidator(_nfkc), Field(min_length=3, max_length=254)]
+# Limits apply to the text as sent, which is what the OpenAPI document describes; NFKC comes
+# after them (it can lengthen a text: "¸" becomes a space and a combining cedilla). Hence the
+# Field first and NFKC as an AfterValidator in the types below.
+NFKC = AfterValidator(_nfkc)
+# Here NFKC comes first (fullwidth digits typed on some keyboards are accepted), and the Field
+# still stands before the BeforeValidator: the other way round, pydantic leaves the pattern out
+# of the JSON schema. ASCII spaces spelled out, so the pattern means the same to every regex
+# engine (JSON Schema's, Python's, pydantic's Rust one).
+MembershipNumber = Annotated[
+    str, Field(min_length=1, max_length=32, pattern=r"^[ \t\r\n]*[A-Za-z0-9]+[ \t\r\n]*$"), BeforeValidator(_nfkc)
+]
+Name = Annotated[str, Field(min_length=1, max_length=100), NFKC]
+Email = Annotated[str, Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}), NFKC]
 
 
 def _check_email(value: str) -> str:
@@ -58,7 +69,7 @@ def _check_email(value: str) -> str:
     return value.strip()
 
 
-class RegistrationRequest(BaseModel):
+class RegistrationRequest(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
@@ -76,17 +87,18 @@ class RegistrationRequest(BaseModel):
         }
     )
 
-    membership_number: Annotated[str, BeforeValidator(_nfkc), Field(min_length=1, max_length=32, pattern=r"^\s*[A-Za-z0-9]+\s*$")]
+    membership_number: MembershipNumber
     last_name: Name
     first_name: Name
     birth_date: Annotated[date, BeforeValidator(_french_or_iso_date)]
     email: Email
     email_confirmation: Email
     # Long enough for the policy to name the rule; the policy itself caps at 128.
-    password: Annotated[str, BeforeValidator(_nfkc), Field(max_length=1024)]
-    password_confirmation: Annotated[str, BeforeValidator(_nfkc), Field(max_length=1024)]
-    # Strict: only a JSON true accepts the terms, not "yes" or 1.
-    terms_accepted: StrictBool
+    password: Annotated[str, Field(max_length=1024), NFKC]
+    password_confirmation: Annotated[str, Field(max_length=1024), NFKC]
+    # Strict: only a JSON true accepts the terms, not "yes" or 1; false is refused by the form's
+    # rules (terms_not_accepted), and the document says so.
+    terms_accepted: Annotated[StrictBool, Field(json_schema_extra={"const": True})]
     paperless: StrictBool = True
 
     _emails = field_validator("email", "email_confirmation")(_check_email)
@@ -111,7 +123,7 @@ async def register(body: RegistrationRequest, identity: IdentityDep) -> Accepted
                            "vous allez recevoir un e-mail pour activer votre espace.")
 
 
-class ActivationRequest(BaseModel):
+class ActivationRequest(RequestBody):
     token: Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -125,12 +137,12 @@ async def activate(body: ActivationRequest, identity: IdentityDep) -> Activated:
     return Activated()
 
 
-class ActivationResendRequest(BaseModel):
+class ActivationResendRequest(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={"example": {"membership_number": "100000001", "email": "camille.martin@example.org"}}
     )
 
-    membership_number: Annotated[str, BeforeValidator(_nfkc), Field(min_length=1, max_length=32, pattern=r"^\s*[A-Za-z0-9]+\s*$")]
+    membership_number: MembershipNumber
     email: Email
 
     _email = field_validator("email")(_check_email)

@@ -3,31 +3,29 @@ e-mail address. Routes only translate requests into use-case calls and back."""
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, status
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from identity.entrypoints.http import IdentityDep
+from identity.entrypoints.http import NFKC, IdentityDep
 from identity.service_layer import profile
 from identity.service_layer.profile import UNSET, Preferences, ProfileView, RawAddress
 from shared.platform.auth import CurrentMember
+from shared.platform.inputs import RequestBody
 from shared.platform.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/identity", tags=["identity"])
 
 
-def _nfkc(value: Any) -> Any:
-    return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
-
-
 # Generous caps here; the address rules (38 characters a line...) are the domain's, with their
-# own French messages.
-Line = Annotated[str, BeforeValidator(_nfkc), Field(max_length=200)]
-Email = Annotated[str, BeforeValidator(_nfkc), Field(min_length=3, max_length=254)]
+# own French messages. The document still says what the domain refuses outright: a field that is
+# required cannot be blank (the domain answers `required`).
+Line = Annotated[str, Field(max_length=200), NFKC]
+NOT_BLANK = {"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}  # and no NUL (see shared.platform.inputs)
+Email = Annotated[str, Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}), NFKC]
 
 
 def _check_email(value: str) -> str:
@@ -41,16 +39,16 @@ def _check_email(value: str) -> str:
 # -- profile ------------------------------------------------------------------------------------
 
 
-class PostalAddressIn(BaseModel):
+class PostalAddressIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
-    line1: Line = Field(description="Number and street (38 characters at most)")
+    line1: Line = Field(description="Number and street (38 characters at most)", json_schema_extra=NOT_BLANK)
     line2: Line | None = Field(default=None, description="Building, staircase, place called... (optional)")
-    postal_code: Annotated[str, BeforeValidator(_nfkc), Field(max_length=20)] = Field(
-        description="5 digits in France"
+    postal_code: Annotated[str, Field(max_length=20), NFKC] = Field(
+        description="5 digits in France", json_schema_extra=NOT_BLANK
     )
-    city: Line
-    country: Annotated[str, BeforeValidator(_nfkc), Field(max_length=20)] | None = Field(
+    city: Line = Field(description="32 characters at most", json_schema_extra=NOT_BLANK)
+    country: Annotated[str, Field(max_length=20), NFKC] | None = Field(
         default="FR", description="ISO 3166-1 alpha-2; FR when left out"
     )
 
@@ -69,7 +67,7 @@ class ProfileOut(BaseModel):
     updated_at: datetime | None
 
 
-class ProfilePatch(BaseModel):
+class ProfilePatch(RequestBody):
     """Only the members sent change: `postal_address` replaces the whole address, `phone` the
     number; null removes it."""
 
@@ -87,7 +85,7 @@ class ProfilePatch(BaseModel):
     )
 
     postal_address: PostalAddressIn | None = None
-    phone: Annotated[str, BeforeValidator(_nfkc), Field(max_length=40)] | None = Field(
+    phone: Annotated[str, Field(max_length=40), NFKC] | None = Field(
         default=None, description="French formats (06 12 34 56 78, +33 6 12 34 56 78...) or +<country code>"
     )
 
@@ -122,7 +120,7 @@ async def update_profile(body: ProfilePatch, member: CurrentMember, identity: Id
 # -- communication preferences -------------------------------------------------------------------
 
 
-class CommunicationPreferences(BaseModel):
+class CommunicationPreferences(RequestBody):
     model_config = ConfigDict(json_schema_extra={"example": {"paperless": True, "reimbursement_alerts": True}})
 
     paperless: StrictBool = Field(description="Documents in the space instead of paper mail")
@@ -148,7 +146,7 @@ async def set_preferences(
 # -- e-mail change -------------------------------------------------------------------------------
 
 
-class EmailChangeRequest(BaseModel):
+class EmailChangeRequest(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
@@ -161,7 +159,7 @@ class EmailChangeRequest(BaseModel):
 
     new_email: Email
     new_email_confirmation: Email
-    password: Annotated[str, BeforeValidator(_nfkc), Field(min_length=1, max_length=1024)]
+    password: Annotated[str, Field(min_length=1, max_length=1024), NFKC]
 
     _emails = field_validator("new_email", "new_email_confirmation")(_check_email)
 
@@ -194,7 +192,7 @@ async def request_email_change(body: EmailChangeRequest, member: CurrentMember, 
     )
 
 
-class EmailChangeConfirmation(BaseModel):
+class EmailChangeConfirmation(RequestBody):
     token: Annotated[str, Field(min_length=1, max_length=256)]
 
 

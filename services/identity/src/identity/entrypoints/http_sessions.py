@@ -6,23 +6,24 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, Field
 
-from identity.entrypoints.http import Accepted, IdentityDep, Text
+from identity.entrypoints.http import NFKC, Accepted, IdentityDep
 from identity.service_layer import recovery, sessions
 from shared.platform.auth import CurrentMember, bearer_token
+from shared.platform.inputs import RequestBody
 from shared.platform.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/identity", tags=["identity"])
 
-Identifier = Annotated[Text, Field(min_length=1, max_length=64, description="Membership number or contract number")]
-Password = Annotated[Text, Field(min_length=1, max_length=1024)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, description="Membership number or contract number"), NFKC]
+Password = Annotated[str, Field(min_length=1, max_length=1024), NFKC]
 # Long enough for the policy to name the rule; the policy itself caps the length.
-NewPassword = Annotated[Text, Field(max_length=1024)]
+NewPassword = Annotated[str, Field(max_length=1024), NFKC]
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -50,12 +51,12 @@ CurrentSession = Annotated[CurrentSessionPrincipal, Depends(current_session)]
 # -- sessions -----------------------------------------------------------------------------------
 
 
-class SessionRequest(BaseModel):
+class SessionRequest(RequestBody):
     identifier: Identifier
     password: Password
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestBody):
     refresh_token: OpaqueToken
 
 
@@ -75,6 +76,31 @@ class SessionCreated(BaseModel):
     terms_version: str = Field(description="The version of the terms of use in force.")
 
 
+def _with_token(operation_ref: str, description: str) -> dict[str, Any]:
+    return {
+        "operationRef": operation_ref,
+        "description": description,
+        "parameters": {"header.Authorization": "Bearer {$response.body#/access_token}"},
+    }
+
+
+# OpenAPI links: what a client (or a stateful test) does next with a new pair of tokens.
+SESSION_LINKS: dict[str, Any] = {
+    "GetMe": _with_token("#/paths/~1api~1v1~1identity~1me/get", "The account the access token opens."),
+    "GetProfile": _with_token("#/paths/~1api~1v1~1identity~1me~1profile/get", "The member's contact details."),
+    "GetPreferences": _with_token(
+        "#/paths/~1api~1v1~1identity~1me~1preferences/get", "The member's communication preferences."
+    ),
+    "Refresh": {
+        "operationRef": "#/paths/~1api~1v1~1identity~1sessions~1refresh/post",
+        "description": "Spend the refresh token for a new pair.",
+        "requestBody": {"refresh_token": "$response.body#/refresh_token"},
+    },
+    "LogOut": _with_token("#/paths/~1api~1v1~1identity~1sessions~1current/delete", "End this session."),
+    "LogOutEverywhere": _with_token("#/paths/~1api~1v1~1identity~1sessions/delete", "End every session."),
+}
+
+
 def _created(tokens: sessions.SessionTokens) -> SessionCreated:
     return SessionCreated(
         access_token=tokens.access_token,
@@ -86,7 +112,9 @@ def _created(tokens: sessions.SessionTokens) -> SessionCreated:
     )
 
 
-@router.post("/sessions", summary="Log in", responses=problem_responses(401, 403, 422, 429))
+@router.post(
+    "/sessions", summary="Log in", responses={200: {"links": SESSION_LINKS}, **problem_responses(401, 403, 422, 429)}
+)
 async def log_in(body: SessionRequest, identity: IdentityDep) -> SessionCreated:
     """Membership number or contract number, and the password → an access token and a refresh token.
 
@@ -102,7 +130,11 @@ async def log_in(body: SessionRequest, identity: IdentityDep) -> SessionCreated:
     return _created(await sessions.log_in(identity, body.identifier, body.password))
 
 
-@router.post("/sessions/refresh", summary="Renew my access token", responses=problem_responses(401, 422, 429))
+@router.post(
+    "/sessions/refresh",
+    summary="Renew my access token",
+    responses={200: {"links": SESSION_LINKS}, **problem_responses(401, 422, 429)},
+)
 async def refresh(body: RefreshRequest, identity: IdentityDep) -> SessionCreated:
     """Spends the refresh token and answers a new access token and a new refresh token.
 
@@ -142,7 +174,7 @@ async def log_out_everywhere(principal: CurrentSession, identity: IdentityDep) -
 # -- terms of use -------------------------------------------------------------------------------
 
 
-class TermsAcceptanceRequest(BaseModel):
+class TermsAcceptanceRequest(RequestBody):
     version: Annotated[str, Field(min_length=1, max_length=32, description="Must be the version in force")]
 
 
@@ -167,7 +199,7 @@ async def accept_terms(body: TermsAcceptanceRequest, principal: CurrentSession, 
 # -- password recovery --------------------------------------------------------------------------
 
 
-class PasswordResetRequest(BaseModel):
+class PasswordResetRequest(RequestBody):
     identifier: Identifier
 
 
@@ -188,7 +220,7 @@ async def request_password_reset(body: PasswordResetRequest, identity: IdentityD
     )
 
 
-class PasswordResetConfirmation(BaseModel):
+class PasswordResetConfirmation(RequestBody):
     token: OpaqueToken
     password: NewPassword
     password_confirmation: NewPassword
@@ -218,7 +250,7 @@ async def confirm_password_reset(body: PasswordResetConfirmation, identity: Iden
     )
 
 
-class PasswordChangeRequest(BaseModel):
+class PasswordChangeRequest(RequestBody):
     current_password: Password
     new_password: NewPassword
     new_password_confirmation: NewPassword
