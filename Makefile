@@ -55,7 +55,7 @@ bench: setup
 		{ apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }; } \
 		|| echo "wrk not installed: the gateway throughput figure comes from an aiohttp loop"; }
 	@$(PY) -m bench.gateway_latency
-	@$(PY) -m bench.identity_load
+	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.identity_load  # its own ports: runs beside make test
 
 clean: stop
 	rm -rf var .venv

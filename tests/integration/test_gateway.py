@@ -348,11 +348,6 @@ def test_the_correlation_id_follows_a_registration_into_logs_and_events(system, 
     assert opened["service"] == "identity"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="notifications sends e-mails from its sender loop, outside the event's context: its 'e-mail sent'"
-    " line (and the EmailSent event) lose the correlation id; the delivery row would have to keep it",
-)
 def test_the_correlation_id_reaches_the_e_mail_sent_log_line(system, gateway, mailbox, registry):
     member = registry.take()
     correlation_id = new_correlation_id()

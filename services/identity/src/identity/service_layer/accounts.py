@@ -201,6 +201,7 @@ async def _issue_activation_link(identity: Identity, session, member: Member, ac
         ),
         member.id,
     )
+    log.info("activation link issued", extra={"account_id": str(account.id)})
 
 
 async def activate(identity: Identity, token: str) -> None:

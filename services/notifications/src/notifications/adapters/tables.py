@@ -31,3 +31,4 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: datetime = _tz()
     created_at: datetime = _tz()
     sent_at: datetime | None = _tz(nullable=True)
+    correlation_id: str | None = None

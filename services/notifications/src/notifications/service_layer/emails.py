@@ -19,6 +19,7 @@ from notifications.domain.dates import french_datetime
 from shared.contracts.identity import AccountAlreadyExists, EmailChanged, EmailChangeRequested
 from shared.contracts.identity import ActivationLinkIssued, PasswordChanged, PasswordResetRequested
 from shared.contracts.notifications import EmailFailed, EmailSent
+from shared.platform.context import correlation_id_var
 from shared.platform.db import Database
 from shared.platform.messaging import HandlerContext
 from shared.platform.outbox import record_event
@@ -55,6 +56,7 @@ async def queue_email(notifications: Notifications, ctx: HandlerContext, *, memb
             body_html=rendered.html,
             next_attempt_at=now,
             created_at=now,
+            correlation_id=ctx.envelope.correlation_id,
         )
     )
 
@@ -196,7 +198,11 @@ async def send_due(notifications: Notifications, limit: int = 20) -> int:
             if row is None:
                 break
             delivery = await session.get(Delivery, row.id)
-            await _send_one(notifications, session, delivery)
+            token = correlation_id_var.set(delivery.correlation_id)
+            try:
+                await _send_one(notifications, session, delivery)
+            finally:
+                correlation_id_var.reset(token)
             sent += 1
     return sent
 
