@@ -33,7 +33,17 @@ class MemberRegistered(Event):
     registered_at: datetime
 
 
-class ActivationLinkIssued(Event):
+class ToTheAccountsAddress(Event):
+    """The fields of every event that ends in an e-mail to the account's address."""
+
+    member_id: uuid.UUID
+    account_id: uuid.UUID
+    email: EmailStr
+    first_name: str
+    last_name: str
+
+
+class ActivationLinkIssued(ToTheAccountsAddress):
     """An activation link must reach the member by e-mail.
 
     Carries the raw token because notifications builds the link; the token is a secret, kept out
@@ -43,11 +53,6 @@ class ActivationLinkIssued(Event):
     event_type = "identity.ActivationLinkIssued"
     topic = IDENTITY_MEMBERS
 
-    member_id: uuid.UUID
-    account_id: uuid.UUID
-    email: EmailStr
-    first_name: str
-    last_name: str
     token: LinkToken
     expires_at: datetime
 
@@ -75,7 +80,7 @@ class MemberEnrolled(Event):
     birth_date: date
 
 
-class AccountAlreadyExists(Event):
+class AccountAlreadyExists(ToTheAccountsAddress):
     """Someone registered with the data of a member whose account is already active.
 
     The HTTP answer is the same as for a new account; the member learns it from this e-mail,
@@ -85,11 +90,6 @@ class AccountAlreadyExists(Event):
     event_type = "identity.AccountAlreadyExists"
     topic = IDENTITY_MEMBERS
 
-    member_id: uuid.UUID
-    account_id: uuid.UUID
-    email: EmailStr
-    first_name: str
-    last_name: str
     attempted_at: datetime
 
 
@@ -111,17 +111,12 @@ class EmailChangeRequested(Event):
     requested_at: datetime
 
 
-class EmailChanged(Event):
+class EmailChanged(ToTheAccountsAddress):
     """The member confirmed the new address from the link: it is now the account's e-mail."""
 
     event_type = "identity.EmailChanged"
     topic = IDENTITY_MEMBERS
 
-    member_id: uuid.UUID
-    account_id: uuid.UUID
-    email: EmailStr
-    first_name: str
-    last_name: str
     changed_at: datetime
 
 
@@ -161,7 +156,7 @@ class CommunicationPreferencesChanged(Event):
     changed_at: datetime
 
 
-class PasswordResetRequested(Event):
+class PasswordResetRequested(ToTheAccountsAddress):
     """A member who forgot the password asked for a reset link, and an active account matched.
 
     Carries the raw single-use token because notifications builds the link; it is a secret,
@@ -170,16 +165,11 @@ class PasswordResetRequested(Event):
     event_type = "identity.PasswordResetRequested"
     topic = IDENTITY_MEMBERS
 
-    member_id: uuid.UUID
-    account_id: uuid.UUID
-    email: EmailStr
-    first_name: str
-    last_name: str
     token: LinkToken
     expires_at: datetime
 
 
-class PasswordChanged(Event):
+class PasswordChanged(ToTheAccountsAddress):
     """The account's password changed; the member is alerted by e-mail (whoever changed it).
 
     `method` is "reset" (from an e-mailed link: every session was ended) or "change" (from the
@@ -189,10 +179,5 @@ class PasswordChanged(Event):
     event_type = "identity.PasswordChanged"
     topic = IDENTITY_MEMBERS
 
-    member_id: uuid.UUID
-    account_id: uuid.UUID
-    email: EmailStr
-    first_name: str
-    last_name: str
     method: str = Field(description='"reset" or "change"')
     changed_at: datetime

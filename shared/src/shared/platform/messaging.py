@@ -26,7 +26,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.contracts.envelope import Envelope, Event
-from shared.contracts.registry import EVENT_TYPES
 from shared.contracts.topics import dead_letter
 from shared.platform import inbox
 from shared.platform.context import correlation_id_var

@@ -61,7 +61,7 @@ Name = Annotated[str, Field(min_length=1, max_length=100), NFKC]
 Email = Annotated[str, Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}), NFKC]
 
 
-def _check_email(value: str) -> str:
+def check_email(value: str) -> str:
     try:
         validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
@@ -101,7 +101,7 @@ class RegistrationRequest(RequestBody):
     terms_accepted: Annotated[StrictBool, Field(json_schema_extra={"const": True})]
     paperless: StrictBool = True
 
-    _emails = field_validator("email", "email_confirmation")(_check_email)
+    _emails = field_validator("email", "email_confirmation")(check_email)
 
 
 class Accepted(BaseModel):
@@ -145,7 +145,7 @@ class ActivationResendRequest(RequestBody):
     membership_number: MembershipNumber
     email: Email
 
-    _email = field_validator("email")(_check_email)
+    _email = field_validator("email")(check_email)
 
 
 @router.post(

@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from identity.entrypoints.http import NFKC, IdentityDep
+from identity.entrypoints.http import NFKC, Email, IdentityDep, check_email
 from identity.service_layer import profile
 from identity.service_layer.profile import UNSET, Preferences, ProfileView, RawAddress
 from shared.platform.auth import CurrentMember
@@ -25,15 +24,6 @@ router = APIRouter(prefix="/api/v1/identity", tags=["identity"])
 # required cannot be blank (the domain answers `required`).
 Line = Annotated[str, Field(max_length=200), NFKC]
 NOT_BLANK = {"pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"}  # and no NUL (see shared.platform.inputs)
-Email = Annotated[str, Field(min_length=3, max_length=254, json_schema_extra={"format": "email"}), NFKC]
-
-
-def _check_email(value: str) -> str:
-    try:
-        validate_email(value.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValueError("invalid_email|L'adresse e-mail n'est pas valide.") from exc
-    return value.strip()
 
 
 # -- profile ------------------------------------------------------------------------------------
@@ -161,7 +151,7 @@ class EmailChangeRequest(RequestBody):
     new_email_confirmation: Email
     password: Annotated[str, Field(min_length=1, max_length=1024), NFKC]
 
-    _emails = field_validator("new_email", "new_email_confirmation")(_check_email)
+    _emails = field_validator("new_email", "new_email_confirmation")(check_email)
 
 
 class EmailChangeAccepted(BaseModel):

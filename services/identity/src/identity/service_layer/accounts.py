@@ -16,8 +16,8 @@ from identity.adapters.signing import KeyRing
 from identity.adapters.tables import Account, ActivationToken, Member
 from identity.config import IdentitySettings
 from identity.domain.registration import RegistrationForm, RegistryEntry, form_errors, matches_registry
-from identity.domain.tokens import new_link_token, token_hash
-from identity.service_layer import throttle
+from identity.domain.tokens import link_refusal, new_link_token, token_hash
+from identity.service_layer import links, throttle
 from identity.service_layer.errors import activation_problem
 from shared.contracts.identity import AccountActivated, AccountAlreadyExists, ActivationLinkIssued, MemberRegistered
 from shared.platform.db import Database
@@ -90,7 +90,7 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
                 # the links sent before it stop working (within the hourly cap on links).
                 if await _activation_links_capped(identity, session, account.id, now):
                     return
-                await _revoke_pending_links(session, account.id, now)
+                await links.revoke_pending(session, ActivationToken, account.id, now)
             account.email = form.email.strip()
             account.password_hash = password_hash
             account.paperless = form.paperless
@@ -166,22 +166,9 @@ async def resend_activation(identity: Identity, membership_number: str, email: s
             return
         if await _activation_links_capped(identity, session, account.id, now):
             return
-        await _revoke_pending_links(session, account.id, now)
+        await links.revoke_pending(session, ActivationToken, account.id, now)
         await _issue_activation_link(identity, session, member, account, now)
         log.info("activation link sent again", extra={"account_id": str(account.id)})
-
-
-async def _revoke_pending_links(session, account_id: uuid.UUID, now: datetime) -> None:
-    tokens = await session.exec(
-        select(ActivationToken).where(
-            ActivationToken.account_id == account_id,
-            ActivationToken.used_at.is_(None),
-            ActivationToken.revoked_at.is_(None),
-        )
-    )
-    for token in tokens:
-        token.revoked_at = now
-        session.add(token)
 
 
 async def _issue_activation_link(identity: Identity, session, member: Member, account: Account, now: datetime) -> None:
@@ -212,15 +199,10 @@ async def activate(identity: Identity, token: str) -> None:
                 select(ActivationToken).where(ActivationToken.token_hash == token_hash(token)).with_for_update()
             )
         ).first()
-        if link is None:
-            raise activation_problem("activation_token_unknown")
-        account = await session.get(Account, link.account_id, with_for_update=True)
-        if link.used_at is not None or account.status == "active":
-            raise activation_problem("activation_token_used")
-        if link.revoked_at is not None:
-            raise activation_problem("activation_token_revoked")
-        if link.expires_at <= now:
-            raise activation_problem("activation_token_expired")
+        account = await session.get(Account, link.account_id, with_for_update=True) if link else None
+        refusal = "used" if account is not None and account.status == "active" else link_refusal(link, now)
+        if refusal:
+            raise activation_problem(f"activation_token_{refusal}")
         link.used_at = now
         account.status = "active"
         account.activated_at = now

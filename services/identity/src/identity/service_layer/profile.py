@@ -7,12 +7,11 @@ belongs to its member and is active: the gateway alone is never trusted for owne
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func
 from sqlmodel import select
 
 from identity.adapters.tables import (
@@ -24,8 +23,8 @@ from identity.adapters.tables import (
     MemberProfile,
 )
 from identity.domain.profile import InvalidPhone, PostalAddress, clean_address, normalise_phone, phone_error
-from identity.domain.tokens import new_link_token, token_hash
-from identity.service_layer import throttle
+from identity.domain.tokens import link_refusal, new_link_token, token_hash
+from identity.service_layer import links, throttle
 from identity.service_layer.errors import too_many_attempts
 from identity.service_layer.accounts import Identity
 from shared.contracts.identity import (
@@ -326,7 +325,7 @@ async def request_email_change(
         await session.execute(delete(AccountThrottle).where(AccountThrottle.id == attempt_id))
         if account.password_hash != password_hash:  # changed meanwhile: the re-check is void
             raise password_incorrect()
-        await _revoke_pending_email_changes(session, account.id, now)
+        await links.revoke_pending(session, EmailChangeToken, account.id, now)
         session.add(
             EmailChangeToken(
                 token_hash=token_hash(token), account_id=account.id, new_email=new_email, created_at=now, expires_at=expires_at
@@ -351,18 +350,6 @@ async def request_email_change(
     return EmailChangePending(new_email=new_email, expires_at=expires_at)
 
 
-async def _revoke_pending_email_changes(session, account_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(EmailChangeToken)
-        .where(
-            EmailChangeToken.account_id == account_id,
-            EmailChangeToken.used_at.is_(None),
-            EmailChangeToken.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
-
-
 async def confirm_email_change(identity: Identity, token: str) -> str:
     """The new address proved it receives mail: it becomes the account's. Returns it."""
     now = _now()
@@ -372,15 +359,12 @@ async def confirm_email_change(identity: Identity, token: str) -> str:
                 select(EmailChangeToken).where(EmailChangeToken.token_hash == token_hash(token)).with_for_update()
             )
         ).first()
-        if link is None:
-            raise email_change_problem("email_change_token_unknown")
-        account = await session.get(Account, link.account_id, with_for_update=True)
-        if link.used_at is not None:
-            raise email_change_problem("email_change_token_used")
-        if link.revoked_at is not None or account.status != "active":
-            raise email_change_problem("email_change_token_revoked")
-        if link.expires_at <= now:
-            raise email_change_problem("email_change_token_expired")
+        account = await session.get(Account, link.account_id, with_for_update=True) if link else None
+        refusal = link_refusal(link, now)
+        if refusal in (None, "expired") and account.status != "active":
+            refusal = "revoked"
+        if refusal:
+            raise email_change_problem(f"email_change_token_{refusal}")
         link.used_at = now
         account.email = link.new_email
         session.add_all([link, account])

@@ -12,13 +12,12 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
 from sqlmodel import or_, select
 
 from identity.adapters.tables import Account, Member, PasswordResetToken
 from identity.domain.passwords import password_violations
-from identity.domain.tokens import new_link_token, token_hash
-from identity.service_layer import sessions
+from identity.domain.tokens import link_refusal, new_link_token, token_hash
+from identity.service_layer import links, sessions
 from identity.service_layer.accounts import Identity
 from shared.contracts.identity import PasswordChanged, PasswordResetRequested
 from shared.platform.problems import FieldError, ProblemError, field_error
@@ -145,24 +144,12 @@ async def _live_reset_links(session, account_id: uuid.UUID, now: datetime) -> li
     return list(result)
 
 
-async def _revoke_reset_links(session, account_id: uuid.UUID, now: datetime) -> None:
-    await session.execute(
-        update(PasswordResetToken)
-        .where(
-            PasswordResetToken.account_id == account_id,
-            PasswordResetToken.used_at.is_(None),
-            PasswordResetToken.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
-
-
 async def _issue_reset_link(identity: Identity, session, account: Account, member: Member, now: datetime) -> None:
     live = await _live_reset_links(session, account.id, now)
     if live and now - live[0].created_at < timedelta(seconds=identity.settings.password_reset_min_interval_seconds):
         log.info("password reset link sent moments ago: not sent again", extra={"account_id": str(account.id)})
         return
-    await _revoke_reset_links(session, account.id, now)
+    await links.revoke_pending(session, PasswordResetToken, account.id, now)
     token = new_link_token()
     expires_at = now + timedelta(minutes=identity.settings.password_reset_ttl_minutes)
     session.add(PasswordResetToken(token_hash=token_hash(token), account_id=account.id, created_at=now, expires_at=expires_at))
@@ -183,14 +170,9 @@ async def _issue_reset_link(identity: Identity, session, account: Account, membe
 
 
 def _judge_reset_link(link: PasswordResetToken | None, account: Account | None, now: datetime) -> None:
-    if link is None or account is None or account.status != "active":
-        raise reset_problem("password_reset_token_unknown")
-    if link.used_at is not None:
-        raise reset_problem("password_reset_token_used")
-    if link.revoked_at is not None:
-        raise reset_problem("password_reset_token_revoked")
-    if link.expires_at <= now:
-        raise reset_problem("password_reset_token_expired")
+    refusal = "unknown" if account is None or account.status != "active" else link_refusal(link, now)
+    if refusal:
+        raise reset_problem(f"password_reset_token_{refusal}")
 
 
 async def confirm_password_reset(identity: Identity, token: str, password: str, confirmation: str) -> None:
@@ -221,7 +203,7 @@ async def confirm_password_reset(identity: Identity, token: str, password: str, 
         link.used_at = now
         account.password_hash = new_hash
         session.add_all([link, account])
-        await _revoke_reset_links(session, account.id, now)
+        await links.revoke_pending(session, PasswordResetToken, account.id, now)
         ended = await sessions.revoke_sessions(session, account.id, now, "password_reset")
         # The member proved who they are: the log-in delays on their numbers are lifted.
         await sessions.clear_throttles(
@@ -270,7 +252,7 @@ async def change_password(
         account = await session.get(Account, account_id, with_for_update=True)
         account.password_hash = new_hash
         session.add(account)
-        await _revoke_reset_links(session, account.id, now)
+        await links.revoke_pending(session, PasswordResetToken, account.id, now)
         ended = await sessions.revoke_sessions(session, account.id, now, "password_changed", keep=session_id)
         await _announce(identity, session, account, member, "change", now)
     log.info("password changed", extra={"account_id": str(account_id), "sessions_ended": ended})
