@@ -56,6 +56,7 @@ bench: setup
 		|| echo "wrk not installed: the gateway throughput figure comes from an aiohttp loop"; }
 	@$(PY) -m bench.gateway_latency
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.identity_load  # its own ports: runs beside make test
+	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.cpu_split
 
 clean: stop
 	rm -rf var .venv
