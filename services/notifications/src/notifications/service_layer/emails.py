@@ -17,7 +17,7 @@ from notifications.adapters.templates import Templates
 from notifications.config import NotificationsSettings
 from notifications.domain.dates import french_datetime
 from shared.contracts.identity import AccountAlreadyExists, EmailChanged, EmailChangeRequested
-from shared.contracts.identity import ActivationLinkIssued, PasswordChanged, PasswordResetRequested
+from shared.contracts.identity import ActivationLinkIssued, PasswordChanged, PasswordResetRequested, ToTheAccountsAddress
 from shared.contracts.notifications import EmailFailed, EmailSent
 from shared.platform.context import correlation_id_var
 from shared.platform.db import Database
@@ -61,55 +61,6 @@ async def queue_email(notifications: Notifications, ctx: HandlerContext, *, memb
     )
 
 
-async def on_activation_link_issued(notifications: Notifications, ctx: HandlerContext, event: ActivationLinkIssued) -> None:
-    link = f"{notifications.settings.public_base_url.rstrip('/')}/activation?token={event.token.get_secret_value()}"
-    await queue_email(
-        notifications,
-        ctx,
-        member_id=event.member_id,
-        kind="activation",
-        recipient=str(event.email),
-        first_name=event.first_name,
-        last_name=event.last_name,
-        link=link,
-        expires_at_fr=french_datetime(event.expires_at),
-    )
-
-
-async def on_password_reset_requested(
-    notifications: Notifications, ctx: HandlerContext, event: PasswordResetRequested
-) -> None:
-    base = notifications.settings.public_base_url.rstrip("/")
-    await queue_email(
-        notifications,
-        ctx,
-        member_id=event.member_id,
-        kind="password_reset",
-        recipient=str(event.email),
-        first_name=event.first_name,
-        last_name=event.last_name,
-        link=f"{base}/mot-de-passe/reinitialisation?token={event.token.get_secret_value()}",
-        expires_at_fr=french_datetime(event.expires_at),
-    )
-
-
-async def on_password_changed(notifications: Notifications, ctx: HandlerContext, event: PasswordChanged) -> None:
-    """A security alert: sent whatever the member's communication preferences."""
-    base = notifications.settings.public_base_url.rstrip("/")
-    await queue_email(
-        notifications,
-        ctx,
-        member_id=event.member_id,
-        kind="password_changed",
-        recipient=str(event.email),
-        first_name=event.first_name,
-        last_name=event.last_name,
-        by_reset=event.method == "reset",
-        changed_at_fr=french_datetime(event.changed_at),
-        forgotten_link=f"{base}/mot-de-passe/oubli",
-    )
-
-
 def _public_link(notifications: Notifications, path: str) -> str:
     return f"{notifications.settings.public_base_url.rstrip('/')}{path}"
 
@@ -122,18 +73,64 @@ def mask_email(address: str) -> str:
     return f"{local[0]}***{local[-1]}@{domain}"
 
 
-async def on_account_already_exists(notifications: Notifications, ctx: HandlerContext, event: AccountAlreadyExists) -> None:
-    """Someone registered with the member's data while the account exists: told to the
-    account's own address, with the way back in (password reset)."""
+async def _to_the_account(
+    notifications: Notifications, ctx: HandlerContext, event: ToTheAccountsAddress, kind: str, **context
+) -> None:
+    """An e-mail to the account's own address, greeting the member by name."""
     await queue_email(
         notifications,
         ctx,
         member_id=event.member_id,
-        kind="account_exists",
+        kind=kind,
         recipient=str(event.email),
         first_name=event.first_name,
         last_name=event.last_name,
-        reset_link=_public_link(notifications, "/mot-de-passe/oubli"),
+        **context,
+    )
+
+
+async def on_activation_link_issued(notifications: Notifications, ctx: HandlerContext, event: ActivationLinkIssued) -> None:
+    await _to_the_account(
+        notifications,
+        ctx,
+        event,
+        "activation",
+        link=_public_link(notifications, f"/activation?token={event.token.get_secret_value()}"),
+        expires_at_fr=french_datetime(event.expires_at),
+    )
+
+
+async def on_password_reset_requested(
+    notifications: Notifications, ctx: HandlerContext, event: PasswordResetRequested
+) -> None:
+    await _to_the_account(
+        notifications,
+        ctx,
+        event,
+        "password_reset",
+        link=_public_link(notifications, f"/mot-de-passe/reinitialisation?token={event.token.get_secret_value()}"),
+        expires_at_fr=french_datetime(event.expires_at),
+    )
+
+
+async def on_password_changed(notifications: Notifications, ctx: HandlerContext, event: PasswordChanged) -> None:
+    """A security alert: sent whatever the member's communication preferences."""
+    await _to_the_account(
+        notifications,
+        ctx,
+        event,
+        "password_changed",
+        by_reset=event.method == "reset",
+        changed_at_fr=french_datetime(event.changed_at),
+        forgotten_link=_public_link(notifications, "/mot-de-passe/oubli"),
+    )
+
+
+async def on_account_already_exists(notifications: Notifications, ctx: HandlerContext, event: AccountAlreadyExists) -> None:
+    """Someone registered with the member's data while the account exists: told to the
+    account's own address, with the way back in (password reset)."""
+    await _to_the_account(
+        notifications, ctx, event, "account_exists", reset_link=_public_link(notifications, "/mot-de-passe/oubli")
     )
 
 
@@ -167,15 +164,8 @@ async def on_email_change_requested(notifications: Notifications, ctx: HandlerCo
 
 
 async def on_email_changed(notifications: Notifications, ctx: HandlerContext, event: EmailChanged) -> None:
-    await queue_email(
-        notifications,
-        ctx,
-        member_id=event.member_id,
-        kind="email_changed",
-        recipient=str(event.email),
-        first_name=event.first_name,
-        last_name=event.last_name,
-        changed_at_fr=french_datetime(event.changed_at),
+    await _to_the_account(
+        notifications, ctx, event, "email_changed", changed_at_fr=french_datetime(event.changed_at)
     )
 
 
