@@ -78,6 +78,11 @@ class MemberEnrolled(Event):
     last_name: str
     first_name: str
     birth_date: date
+    # Added within v1 (optional: older producers and examples omit them).
+    plan_code: str | None = Field(default=None, description="The contract's plan, e.g. ESSENTIEL or CONFORT")
+    role: str | None = Field(default=None, description='"holder", "spouse" or "child" on the contract')
+    coverage_start: date | None = Field(default=None, description="First day the member is covered")
+    coverage_end: date | None = Field(default=None, description="Last day covered; null while covered")
 
 
 class AccountAlreadyExists(ToTheAccountsAddress):

@@ -1,5 +1,7 @@
 """Every event type the system knows, by its `event_type` name."""
 
+from shared.contracts.claims import ClaimReceived, ClaimRejected, ClaimSettled, ReimbursementDisputed
+from shared.contracts.documents import DocumentIssued, InvoiceSubmitted, MessageAnswered
 from shared.contracts.envelope import Event
 from shared.contracts.identity import (
     AccountActivated,
@@ -32,5 +34,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         PasswordChanged,
         EmailSent,
         EmailFailed,
+        ClaimReceived,
+        ClaimSettled,
+        ClaimRejected,
+        ReimbursementDisputed,
+        InvoiceSubmitted,
+        DocumentIssued,
+        MessageAnswered,
     )
 }

@@ -21,6 +21,17 @@ _M = uuid.UUID("8faab599-f521-489c-a221-7eff70b982ea")
 _A = uuid.UUID("def329f1-a1c2-4960-ae7a-f5906b4378ac")
 _D = uuid.UUID("073ec127-e10b-4391-bf57-f2efdc4fc264")
 _T = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+_C = uuid.UUID("5b0c1a7e-3f43-4c55-9d38-1c2f0e6a9b11")  # a claim
+_L = uuid.UUID("b6f2a0d4-7e1c-4a8f-a2b3-5d9e8c7f6a01")  # a reimbursement line
+_S = uuid.UUID("0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b")  # an upload submission
+_F = uuid.UUID("c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f")  # a stored file or document
+_LINE = {
+    "line_id": _L, "line_number": 1, "beneficiary_member_id": _M, "beneficiary_name": "Camille Martin",
+    "care_date": date(2026, 11, 20), "act_code": "G", "act_label": "Consultation de médecine générale",
+    "quantity": 1, "amount_charged_cents": 3000, "secu_base_cents": 3000, "secu_rate_pct": 70,
+    "secu_paid_cents": 1900, "participation_cents": 200, "mutuelle_paid_cents": 900,
+    "out_of_pocket_cents": 200, "payee": "member", "status": "paid",
+}
 
 EXAMPLES: dict[str, dict] = {
     "identity.MemberRegistered": {"member_id": _M, "account_id": _A, "paperless": True, "registered_at": _T},
@@ -68,6 +79,39 @@ EXAMPLES: dict[str, dict] = {
     "notifications.EmailFailed": {
         "delivery_id": _D, "member_id": _M, "kind": "activation", "attempts": 8,
         "error_type": "ConnectionRefusedError", "failed_at": _T,
+    },
+    "claims.ClaimReceived": {
+        "claim_id": _C, "contract_number": "C2024000001", "holder_member_id": _M, "beneficiary_member_id": _M,
+        "source": "noemie", "external_ref": "D2026112000001", "status": "received", "received_at": _T,
+    },
+    "claims.ClaimSettled": {
+        "claim_id": _C, "contract_number": "C2024000001", "holder_member_id": _M, "beneficiary_member_ids": [_M],
+        "source": "noemie", "external_ref": "D2026112000001", "status": "settled", "lines": [_LINE],
+        "total_charged_cents": 3000, "total_secu_paid_cents": 1900, "total_mutuelle_paid_cents": 900,
+        "total_out_of_pocket_cents": 200, "settled_at": _T,
+    },
+    "claims.ClaimRejected": {
+        "claim_id": _C, "contract_number": "C2024000001", "holder_member_id": _M, "beneficiary_member_id": _M,
+        "source": "upload", "external_ref": str(_S), "submission_id": _S, "reason_code": "missing_document",
+        "reason": "La facture acquittée est illisible ou manquante.", "rejected_at": _T,
+    },
+    "claims.ReimbursementDisputed": {
+        "dispute_id": _D, "claim_id": _C, "line_id": _L, "member_id": _M, "holder_member_id": _M,
+        "beneficiary_member_id": _M, "care_date": date(2026, 11, 20),
+        "act_label": "Consultation de médecine générale", "comment": "Je n'ai pas consulté ce jour-là.",
+        "disputed_at": _T,
+    },
+    "documents.InvoiceSubmitted": {
+        "submission_id": _S, "member_id": _M, "beneficiary_member_id": _M, "beneficiary_membership_number": "100000001",
+        "contract_number": "C2024000001", "care_type": "osteopathy", "care_date": date(2026, 11, 18),
+        "amount_charged_cents": 6000, "comment": None, "document_ids": [_F], "submitted_at": _T,
+    },
+    "documents.DocumentIssued": {
+        "document_id": _F, "member_id": _M, "document_type": "contribution_call",
+        "title": "Appel de cotisation 2027", "delivery": "online", "issued_at": _T,
+    },
+    "documents.MessageAnswered": {
+        "thread_id": _D, "member_id": _M, "subject_code": "reimbursement", "answered_at": _T,
     },
 }
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier, current_member
+from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier, current_agent, current_member
 from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
 from shared.platform.health import health_router
 from shared.platform.logging import setup_logging
@@ -121,7 +121,7 @@ class ServiceRuntime:
 def truthful_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """FastAPI's document, corrected to say what the service really answers: every error as
     problem+json with the Problem schema (422 included, never FastAPI's HTTPValidationError), and
-    401 on every operation that needs the member's access token, whether or not its route
+    401 on every operation that needs a member's or an agent's access token, whether or not its route
     remembered to declare it."""
     generate = app.openapi
 
@@ -131,7 +131,8 @@ def truthful_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             protected = {
                 (method.lower(), route.path_format)
                 for route in app.routes
-                if isinstance(route, APIRoute) and _depends_on(route.dependant, current_member)
+                if isinstance(route, APIRoute)
+                and any(_depends_on(route.dependant, check) for check in (current_member, current_agent))
                 for method in route.methods
             }
             for path, item in document.get("paths", {}).items():

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 ISSUER = "espace-identity"
 AUDIENCE = "espace"
+# Management-centre agents: their own audience and `role: agent`, so a member token can never
+# reach a back-office route and an agent token never a member route.
+AGENT_AUDIENCE = "espace-backoffice"
+AGENT_ROLE = "agent"
 ALGORITHMS = ["EdDSA"]
 JWKS_PATH = "/api/v1/identity/.well-known/jwks.json"
 
@@ -32,6 +36,12 @@ JWKS_PATH = "/api/v1/identity/.well-known/jwks.json"
 class Principal:
     account_id: uuid.UUID
     member_id: uuid.UUID
+    token_id: str
+
+
+@dataclass(frozen=True)
+class AgentPrincipal:
+    agent_id: uuid.UUID
     token_id: str
 
 
@@ -90,6 +100,28 @@ class TokenVerifier:
         self.keys = keys
 
     async def verify(self, token: str) -> Principal:
+        """A member's access token (audience `espace`)."""
+        claims = await self._decode(token, AUDIENCE)
+        try:
+            if claims.get("role", "member") != "member":
+                raise ValueError("not a member token")
+            return Principal(
+                account_id=uuid.UUID(claims["sub"]), member_id=uuid.UUID(claims["mid"]), token_id=claims["jti"]
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise unauthorized() from exc
+
+    async def verify_agent(self, token: str) -> AgentPrincipal:
+        """A management-centre agent's access token (audience `espace-backoffice`, role agent)."""
+        claims = await self._decode(token, AGENT_AUDIENCE)
+        try:
+            if claims.get("role") != AGENT_ROLE:
+                raise ValueError("not an agent token")
+            return AgentPrincipal(agent_id=uuid.UUID(claims["sub"]), token_id=claims["jti"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise unauthorized() from exc
+
+    async def _decode(self, token: str, audience: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -100,18 +132,15 @@ class TokenVerifier:
         if key is None:
             raise unauthorized()
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key,
                 algorithms=ALGORITHMS,
-                audience=AUDIENCE,
+                audience=audience,
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
             )
-            return Principal(
-                account_id=uuid.UUID(claims["sub"]), member_id=uuid.UUID(claims["mid"]), token_id=claims["jti"]
-            )
-        except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        except jwt.PyJWTError as exc:
             raise unauthorized() from exc
 
 
@@ -129,3 +158,11 @@ async def current_member(request: Request) -> Principal:
 
 
 CurrentMember = Annotated[Principal, Depends(current_member)]
+
+
+async def current_agent(request: Request) -> AgentPrincipal:
+    verifier: TokenVerifier = request.app.state.runtime.verifier
+    return await verifier.verify_agent(bearer_token(request))
+
+
+CurrentAgent = Annotated[AgentPrincipal, Depends(current_agent)]
