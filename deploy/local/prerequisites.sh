@@ -18,8 +18,9 @@ command -v mvn >/dev/null || missing_apt+=(maven)
 if ((${#missing_apt[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     say "installing ${missing_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_apt[@]}" >/dev/null
+    # Wait for another apt run (a parallel setup) rather than fail on its lock.
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing_apt[@]}" >/dev/null
   else
     die "please install: ${missing_apt[*]} (Debian/Ubuntu package names)"
   fi
