@@ -39,9 +39,25 @@ def signing_key_env(folder: Path) -> dict[str, str]:
     return {"IDENTITY_JWT_PRIVATE_KEY_FILES": json.dumps([str(path)])}
 
 
+def platform_test_env(folder: Path) -> dict[str, str]:
+    """The platform tests' hooks: a file whose presence makes notifications' consumer exit right
+    after a batch's transaction and before its offset commit; spans exported within 0.5 s."""
+    return {
+        "NOTIFICATIONS_CONSUMER_CRASH_AFTER_TRANSACTION_FILE": str(folder / "crash-notifications-consumer"),
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
+    }
+
+
 @pytest.fixture(scope="session")
-def system(tmp_path_factory) -> Iterator[System]:
-    running = System.start(extra_env=signing_key_env(tmp_path_factory.mktemp("keys")))
+def hooks_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hooks")
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory, hooks_dir) -> Iterator[System]:
+    running = System.start(
+        extra_env={**signing_key_env(tmp_path_factory.mktemp("keys")), **platform_test_env(hooks_dir)}
+    )
     try:
         yield running
     finally:
