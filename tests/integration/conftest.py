@@ -267,3 +267,43 @@ def agents(system: System, gateway: httpx.Client) -> Agents:
 def agent(agents: Agents) -> Agent:
     """One back-office agent for the session: `agent.headers` on back-office routes."""
     return agents.create()
+
+
+# -- events from services that do not exist yet (or that a test stands in for) -----------------
+
+
+def publish_events(system: System, items: list, *, producer: str) -> list:
+    """Write events to the broker the way services' outbox relays do: the JSON envelope, the key
+    (member id), the event_type / correlation / content-type headers. `items` holds (event, key)
+    pairs or Envelopes already made (publishing one again is a redelivery: same event id).
+    Returns the envelopes, in order, on one producer connection (so per-key order holds)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from shared.contracts.envelope import Envelope
+
+    def envelope_of(item) -> tuple[Envelope, str, str]:
+        if isinstance(item, tuple) and isinstance(item[0], Envelope):
+            return item
+        event, key = item
+        return Envelope.wrap(event, producer=producer, correlation_id=f"it-{uuid.uuid4().hex}"), event.topic, key
+
+    made = [envelope_of(item) for item in items]
+
+    async def go() -> None:
+        producer_ = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap, enable_idempotence=True, acks="all")
+        await producer_.start()
+        try:
+            for envelope, topic, key in made:
+                headers = [
+                    ("event_type", envelope.event_type.encode()),
+                    ("x-correlation-id", (envelope.correlation_id or "").encode()),
+                    ("content-type", b"application/json"),
+                ]
+                await producer_.send_and_wait(topic, envelope.model_dump_json().encode(), key=key.encode(), headers=headers)
+        finally:
+            await producer_.stop()
+
+    asyncio.run(go())
+    return made

@@ -24,6 +24,11 @@ class Member(SQLModel, table=True):
     last_name_key: str
     first_name_key: str
     birth_date: date
+    # The contract (migrations/0005): plan, role on it, coverage; NULL until an import settles them.
+    plan_code: str | None = None
+    role: str | None = None
+    coverage_start: date | None = None
+    coverage_end: date | None = None
     updated_at: datetime = _tz()
 
 

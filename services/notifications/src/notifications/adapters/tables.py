@@ -33,3 +33,19 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = _tz(nullable=True)
     correlation_id: str | None = None
     trace_headers: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Recipient(SQLModel, table=True):
+    """A member's account as identity's events describe it (migrations/0004)."""
+
+    __tablename__ = "recipients"
+
+    member_id: uuid.UUID = Field(primary_key=True)
+    account_id: uuid.UUID | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    activated: bool = False
+    paperless: bool = True
+    reimbursement_alerts: bool = True
+    updated_at: datetime = _tz()

@@ -38,12 +38,14 @@ class Notifications:
     smtp: SmtpSender
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def message_id(self, source_event_id: uuid.UUID, kind: str) -> str:
-        return f"<{kind}.{source_event_id}@{self.settings.message_id_domain}>"
+    def message_id(self, source_event_id: uuid.UUID, kind: str, member_id: uuid.UUID | None = None) -> str:
+        """Stable across retries; with `member_id` when one event mails several members."""
+        suffix = f".{member_id}" if member_id is not None else ""
+        return f"<{kind}.{source_event_id}{suffix}@{self.settings.message_id_domain}>"
 
 
 async def queue_email(notifications: Notifications, ctx: HandlerContext, *, member_id: uuid.UUID,
-                      kind: str, recipient: str, **context) -> None:
+                      kind: str, recipient: str, per_member: bool = False, **context) -> None:
     rendered = notifications.templates.render(kind, **context)
     now = datetime.now(UTC)
     ctx.session.add(
@@ -54,7 +56,7 @@ async def queue_email(notifications: Notifications, ctx: HandlerContext, *, memb
             kind=kind,
             recipient=recipient,
             subject=rendered.subject,
-            message_id=notifications.message_id(ctx.envelope.event_id, kind),
+            message_id=notifications.message_id(ctx.envelope.event_id, kind, member_id if per_member else None),
             body_text=rendered.text,
             body_html=rendered.html,
             next_attempt_at=now,
