@@ -551,3 +551,29 @@ def _quantity(value: str | int | float) -> float:
 
 def _as_fields(env: dict[str, str], prefix: str) -> dict[str, str]:
     return {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+
+
+# -- metrics component ----------------------------------------------------------------------
+
+
+def test_the_metrics_component_gives_each_workload_its_own_metrics_port_setting_and_scrape_annotations():
+    component = yaml.safe_load((K8S / "components" / "metrics" / "kustomization.yaml").read_text(encoding="utf-8"))
+    patched = {}
+    for patch in component["patches"]:
+        name = patch["target"]["name"]
+        ops = {op["path"]: op["value"] for op in yaml.safe_load(patch["patch"])}
+        patched[name] = ops
+    assert set(patched) == set(SERVICES)
+    [policy] = _docs(K8S / "components" / "metrics" / "networkpolicy.yaml")
+    [rule] = policy["spec"]["ingress"]
+    for name, ops in patched.items():
+        prefix, port, settings_cls = SERVICES[name]
+        env = ops["/spec/template/spec/containers/0/env/-"]
+        assert env["name"] == f"{prefix}METRICS_PORT" and "metrics_port" in settings_cls.model_fields
+        metrics_port = int(env["value"])
+        assert metrics_port != port
+        assert ops["/spec/template/spec/containers/0/ports/-"]["containerPort"] == metrics_port
+        annotations = ops["/spec/template/metadata/annotations"]
+        assert annotations["prometheus.io/port"] == str(metrics_port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert _port_matches(rule, metrics_port, "TCP")

@@ -84,7 +84,9 @@ def test_each_process_serves_its_metrics_on_its_own_port(system: System, gateway
     for service in ("notifications", "documents", "claims"):
         text = scrape(service)
         assert all(name in text for name in http)  # /readyz at least
-        assert f'espace_consumer_lag{{group="{service}",topic="identity.members.v1",partition=' in text
+        lag = [line for line in text.splitlines() if line.startswith("espace_consumer_lag{")]
+        assert any(f'group="{service}"' in line and 'topic="identity.members.v1"' in line and "partition=" in line
+                   for line in lag), lag
         assert f'espace_dead_lettered_total{{group="{service}",topic="identity.members.v1"}}' in text
     notifications = scrape("notifications")
     assert 'espace_emails_sent_total{kind="activation"}' in notifications

@@ -70,6 +70,7 @@ class ServiceRuntime:
                 retry_base_seconds=self.settings.consumer_retry_base_seconds,
                 batch_size=self.settings.consumer_batch_size,
                 batch_wait_ms=self.settings.consumer_batch_wait_ms,
+                fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
                 after_commit=after_commit,
                 crash_after_transaction_file=self.settings.consumer_crash_after_transaction_file,
             )

@@ -1,8 +1,8 @@
 """Kafka: the broker every service builds the same way, and event consumers that take events in
 batches, with an inbox, retries and a dead-letter topic.
 
-A consumer takes what the broker has (up to `consumer_batch_size` events, waiting at most
-`consumer_batch_wait_ms` when there is nothing), handles the whole batch in ONE database
+A consumer takes what the broker has (up to `consumer_batch_size` events; the broker holds a fetch
+until it has `consumer_fetch_min_bytes` or `consumer_batch_wait_ms` passed), handles the whole batch in ONE database
 transaction together with its inbox rows, and commits the offsets once, after that transaction
 committed (AckPolicy.ACK on a batch subscriber: the commit follows the handler's return, never
 precedes it). Per-message offset commits and one transaction per event were most of the cost of
@@ -137,7 +137,8 @@ class ConsumerRunner:
         max_attempts: int,
         retry_base_seconds: float,
         batch_size: int = 500,
-        batch_wait_ms: int = 50,
+        batch_wait_ms: int = 150,
+        fetch_min_bytes: int = 16384,
         after_commit: Callable[[], None] | None = None,
         crash_after_transaction_file: str | None = None,
     ) -> None:
@@ -163,8 +164,9 @@ class ConsumerRunner:
             batch=True,
             max_records=batch_size,
             batch_timeout_ms=batch_wait_ms,
-            # The broker answers a fetch at once when it has data, else after this long.
-            fetch_max_wait_ms=max(batch_wait_ms, 100),
+            # The broker answers a fetch once it has fetch_min_bytes or after batch_wait_ms.
+            fetch_min_bytes=fetch_min_bytes,
+            fetch_max_wait_ms=batch_wait_ms,
             title=f"{consumer.name}",
         )
         async def on_batch(msg: KafkaMessage) -> None:

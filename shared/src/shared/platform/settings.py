@@ -33,8 +33,11 @@ class ServiceSettings(BaseSettings):
     consumer_retry_base_seconds: float = 0.2
     # A consumer takes up to this many events at once (one transaction, one offset commit)...
     consumer_batch_size: int = 500
-    # ...and, when the broker has nothing, waits at most this long for some.
-    consumer_batch_wait_ms: int = 50
+    # ...and the broker holds a fetch until it has this many bytes or this long passed: under
+    # load, batches of several events (one transaction, one commit) instead of one each, for at
+    # most this much latency per hop.
+    consumer_batch_wait_ms: int = 150
+    consumer_fetch_min_bytes: int = 16384
     # Test hook (never set in production): when this file exists, a consumer exits like kill -9
     # right after a batch's transaction committed and before its offsets are.
     consumer_crash_after_transaction_file: str | None = None
