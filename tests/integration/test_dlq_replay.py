@@ -27,13 +27,15 @@ async def _park(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> None:
 
 
 async def _ends(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # partitions_for waits for the metadata
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await producer.start()
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the metadata
-        return await consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)])
+        return await consumer.end_offsets([TopicPartition(topic, p) for p in await producer.partitions_for(topic)])
     finally:
         await consumer.stop()
+        await producer.stop()
 
 
 async def _read_since(bootstrap: str, since: dict[TopicPartition, int]) -> list:
