@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LOCAL := deploy/local
 PY := .venv/bin/python
 
-.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean
+.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean replay-dlq chaos
 
 help:
 	@echo "make run                      start everything with demo data (Ctrl-C stops)"
@@ -16,6 +16,8 @@ help:
 	@echo "make create-agent EMAIL=… NAME=…  a back-office agent; prints its one-time password link"
 	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
 	@echo "make bench                    load figures (starts its own system on bench ports)"
+	@echo "make replay-dlq TOPIC=t       put the messages parked on t.dlq back on t (once fixed)"
+	@echo "make chaos                    kill and cut things under load; fails on a lost or doubled e-mail"
 	@echo "make clean                    remove local state (var/) and the virtual environment"
 
 # Virtual environment (uv workspace) and the Kafka jars, both cached outside the clone.
@@ -28,6 +30,7 @@ run: setup
 	@$(LOCAL)/run.sh
 
 stop:
+	@$(LOCAL)/run.sh stop
 	@$(LOCAL)/services.sh stop
 	@$(LOCAL)/infra.sh down
 
@@ -66,6 +69,16 @@ bench: setup
 	@$(PY) -m bench.gateway_latency
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.identity_load  # its own ports: runs beside make test
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.cpu_split
+
+# Parked messages back on their topic, from where the last replay stopped (shared/platform/dlq.py).
+replay-dlq:
+	@test -n "$(TOPIC)" || { echo "usage: make replay-dlq TOPIC=identity.members.v1"; exit 2; }
+	@source $(LOCAL)/env.sh && $(PY) -m shared.platform.dlq replay "$(TOPIC)" --bootstrap "$${KAFKA_BOOTSTRAP:-127.0.0.1:$$KAFKA_PORT}"
+
+# The real system under a stream of registrations while its parts are killed (bench/chaos.py);
+# its own ports (offset 2000 from the test ports) and state (var/chaos).
+chaos: setup
+	@$(PY) -m bench.chaos
 
 clean: stop
 	rm -rf var .venv

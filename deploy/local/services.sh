@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The four services and the gateway as local processes (uvicorn), against the infrastructure
 # that infra.sh started (or any given by the environment).
-#   services.sh start|stop|status
+#   services.sh start [name...]|stop|status   (start: all of them, or the ones named, e.g. a
+#   supervisor restarting one; the gateway always after the others)
 # Endpoints: ESPACE_DB_URL_PREFIX (database URL without the database name), KAFKA_BOOTSTRAP,
 # SMTP_HOST/SMTP_PORT; ports: GATEWAY_PORT, IDENTITY_PORT, NOTIFICATIONS_PORT, DOCUMENTS_PORT,
 # CLAIMS_PORT (metrics on each one + 200, or <NAME>_METRICS_PORT). Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
@@ -91,17 +92,28 @@ start() {
   for name in "${SERVICES[@]}"; do
     default_env "GATEWAY_${name^^}_URL" "http://127.0.0.1:$(port_of "$name")"
   done
-  local name
-  for name in "${SERVICES[@]}"; do
+  local name names=("$@") services=() gateway=
+  ((${#names[@]})) || names=("${SERVICES[@]}" gateway)
+  for name in "${names[@]}"; do
+    case " ${SERVICES[*]} gateway " in *" $name "*) ;; *) die "no service named $name" ;; esac
+    if [[ $name == gateway ]]; then gateway=1; else services+=("$name"); fi
+  done
+  for name in "${services[@]}"; do
     start_one "$name" "$name.main:app"
   done
   # The gateway starts last: it reads the services' OpenAPI documents when it starts.
-  for name in "${SERVICES[@]}"; do
+  for name in "${services[@]}"; do
     wait_ready "$name"
   done
-  start_one gateway gateway.main:app
-  wait_ready gateway
-  say "services ready (gateway on http://127.0.0.1:$GATEWAY_PORT)"
+  if [[ -n $gateway ]]; then
+    start_one gateway gateway.main:app
+    wait_ready gateway
+  fi
+  if ((${#names[@]} == ${#SERVICES[@]} + 1)); then
+    say "services ready (gateway on http://127.0.0.1:$GATEWAY_PORT)"
+  else
+    say "ready: ${names[*]}"
+  fi
 }
 
 stop() {
@@ -128,7 +140,7 @@ status() {
 }
 
 case "${1:-}" in
-  start) start ;;
+  start) shift; start "$@" ;;
   stop) stop ;;
   status) status ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
