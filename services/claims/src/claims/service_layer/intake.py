@@ -41,13 +41,13 @@ async def record_enrolment(session: AsyncSession, event: MemberEnrolled, today: 
     await conn.execute(
         "INSERT INTO beneficiaries (member_id, membership_number, contract_number, last_name, first_name, birth_date,"
         " plan_code, role, coverage_start, coverage_end, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, $11), $8, coalesce($9, $12), $10, now())"
+        " VALUES ($1, $2, $3, $4, $5, $6, coalesce($7::text, $11::text), $8::text, coalesce($9::date, $12::date), $10::date, now())"
         " ON CONFLICT (member_id) DO UPDATE SET membership_number = EXCLUDED.membership_number,"
         " contract_number = EXCLUDED.contract_number, last_name = EXCLUDED.last_name,"
         " first_name = EXCLUDED.first_name, birth_date = EXCLUDED.birth_date,"
-        " plan_code = coalesce($7, beneficiaries.plan_code), role = coalesce($8, beneficiaries.role),"
-        " coverage_start = coalesce($9, beneficiaries.coverage_start),"
-        " coverage_end = CASE WHEN $9::date IS NOT NULL OR $10::date IS NOT NULL THEN $10 ELSE beneficiaries.coverage_end END,"
+        " plan_code = coalesce($7::text, beneficiaries.plan_code), role = coalesce($8::text, beneficiaries.role),"
+        " coverage_start = coalesce($9::date, beneficiaries.coverage_start),"
+        " coverage_end = CASE WHEN $9::date IS NOT NULL OR $10::date IS NOT NULL THEN $10::date ELSE beneficiaries.coverage_end END,"
         " updated_at = now()",
         event.member_id, event.membership_number, event.contract_number, event.last_name, event.first_name,
         event.birth_date, event.plan_code, role, event.coverage_start, event.coverage_end, DEFAULT_PLAN, start_default,
