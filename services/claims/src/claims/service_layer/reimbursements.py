@@ -203,9 +203,9 @@ async def list_lines(db: Database, member_id: uuid.UUID, f: LineFilter, cursor: 
             *args, after[0] if after else None, after[1] if after else None, limit + 1,
         )
         totals = await conn.fetchrow(
-            "SELECT count(*) AS lines, coalesce(sum(amount_charged_cents), 0) AS charged,"
-            " coalesce(sum(secu_paid_cents), 0) AS secu, coalesce(sum(mutuelle_paid_cents), 0) AS mutuelle,"
-            " coalesce(sum(out_of_pocket_cents), 0) AS oop"
+            "SELECT count(*) AS lines, coalesce(sum(amount_charged_cents), 0)::bigint AS charged,"
+            " coalesce(sum(secu_paid_cents), 0)::bigint AS secu, coalesce(sum(mutuelle_paid_cents), 0)::bigint AS mutuelle,"
+            " coalesce(sum(out_of_pocket_cents), 0)::bigint AS oop"
             f" FROM claim_lines l WHERE {where}",
             *args,
         )
