@@ -14,7 +14,7 @@ import pytest
 
 from shared.contracts.documents import InvoiceSubmitted
 from tests.integration.claims_helpers import (
-    agent_headers, claims_events, claims_url, enrol_family, import_noemie, log_in, publish, write_noemie,
+    agent_headers, claims_events, claims_url, db_query, enrol_family, import_noemie, log_in, publish, write_noemie,
 )
 
 Y = date.today().year
@@ -232,14 +232,13 @@ def _queued_claim(backoffice: httpx.Client, submission: uuid.UUID) -> dict:
 
 
 @pytest.fixture(scope="module")
-def backoffice(world):
-    # Back-office calls go to claims's own port: the gateway lets agent tokens through once the
-    # agents work lands (it checks member tokens only today). claims checks the audience itself.
-    with httpx.Client(base_url=claims_url(world["system"]), headers=agent_headers(world["system"]), timeout=30) as client:
+def backoffice(system, agent):
+    """The back office through the gateway, with a real agent (identity's create-agent, TOTP)."""
+    with httpx.Client(base_url=system.gateway_url, headers=agent.headers, timeout=30) as client:
         yield client
 
 
-def test_a_paper_claim_is_valued_by_an_agent_and_another_rejected(gateway, world, backoffice):
+def test_a_paper_claim_is_valued_by_an_agent_and_another_rejected(gateway, world, backoffice, agent):
     holder = world["holder"]
     submission = _submit_invoice(world["system"], holder, "osteopathy", d(6, 20), 6000)
     claim = _queued_claim(backoffice, submission)
@@ -250,7 +249,7 @@ def test_a_paper_claim_is_valued_by_an_agent_and_another_rejected(gateway, world
     assert valued.status_code == 200, valued.text
     assert valued.json()["status"] == "settled"
     assert [h["status"] for h in valued.json()["history"]] == ["received", "needs_review", "settled"]
-    assert valued.json()["history"][-1]["actor"].startswith("agent:")
+    assert valued.json()["history"][-1]["actor"] == f"agent:{agent.id}"
     line = valued.json()["lines"][0]
     assert line["mutuelle_paid_cents"] == 4000 and line["out_of_pocket_cents"] == 2000
     again = backoffice.post(f"/api/v1/claims/backoffice/claims/{claim['id']}/valuation", json={"lines": [
@@ -269,10 +268,10 @@ def test_a_paper_claim_is_valued_by_an_agent_and_another_rejected(gateway, world
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     [event] = claims_events(world["system"], lambda e: e["event_type"] == "claims.ClaimRejected" and e["payload"].get("submission_id") == str(other), expected=1)
     assert event["payload"]["reason_code"] == "missing_document"
-    audit = __import__("tests.integration.claims_helpers", fromlist=["db_query"]).db_query(
-        world["system"], "claims", "SELECT action FROM agent_audit WHERE claim_id = ANY($1::uuid[]) ORDER BY id",
-        [uuid.UUID(claim["id"]), uuid.UUID(claim2["id"])])
-    assert [a["action"] for a in audit] == ["value_claim", "reject_claim"]
+    audit = db_query(world["system"], "claims", "SELECT agent_id, action FROM agent_audit"
+                     " WHERE claim_id = ANY($1::uuid[]) AND action <> 'view_claim' ORDER BY id",
+                     [uuid.UUID(claim["id"]), uuid.UUID(claim2["id"])])
+    assert [(str(a["agent_id"]), a["action"]) for a in audit] == [(agent.id, "value_claim"), (agent.id, "reject_claim")]
 
 
 def test_the_same_care_by_both_channels_is_paid_once(gateway, world, backoffice):
@@ -291,18 +290,21 @@ def test_the_same_care_by_both_channels_is_paid_once(gateway, world, backoffice)
     assert valued.json()["status"] == "rejected"
 
 
-def test_member_tokens_and_agent_tokens_each_stay_on_their_side(gateway, world):
+def test_member_tokens_and_agent_tokens_each_stay_on_their_side(gateway, world, agent):
     member = world["heads"]["holder"]
-    agent = agent_headers(world["system"])
+    # In claims itself (its own port, no gateway in front): each token only on its own side.
     with httpx.Client(base_url=claims_url(world["system"]), timeout=30) as claims:
+        for token in (agent.headers, agent_headers(world["system"])):  # identity's, and one signed here
+            assert claims.get("/api/v1/claims/reimbursements", headers=token).status_code == 401
+            assert claims.get("/api/v1/claims/guarantees", headers=token).status_code == 401
+            assert claims.get("/api/v1/claims/backoffice/claims", headers=token).status_code == 200
         assert claims.get("/api/v1/claims/backoffice/claims", headers=member).status_code == 401
         assert claims.get("/api/v1/claims/backoffice/disputes", headers=member).status_code == 401
-        assert claims.get("/api/v1/claims/reimbursements", headers=agent).status_code == 401
-        assert claims.get("/api/v1/claims/guarantees", headers=agent).status_code == 401
-    # Through the gateway too: the member token reaches claims, which refuses it.
+        assert claims.get("/api/v1/claims/reimbursements", headers=member).status_code == 200
+    # And through the gateway.
     refused = gateway.get("/api/v1/claims/backoffice/claims", headers=member)
-    assert refused.status_code == 401 and refused.json()["code"] == "invalid_token"
-    assert gateway.get("/api/v1/claims/reimbursements", headers=agent).status_code == 401
+    assert refused.status_code == 401 and refused.headers["content-type"].startswith("application/problem+json")
+    assert gateway.get("/api/v1/claims/reimbursements", headers=agent.headers).status_code == 401
 
 
 def test_a_dispute_reaches_the_back_office(gateway, world, backoffice):
