@@ -14,6 +14,8 @@ help:
 	@echo "make test                     every test, unit and integration (starts what it needs)"
 	@echo "make import-members FILE=x.csv  upsert members into the running system"
 	@echo "make create-agent EMAIL=… NAME=…  a back-office agent; prints its one-time password link"
+	@echo "make import-reimbursements FILE=x.csv  the Sécu (NOEMIE) feed into claims"
+	@echo "make demo-reimbursements      a demo NOEMIE feed for the demo members, imported"
 	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
 	@echo "make bench                    load figures (starts its own system on bench ports)"
 	@echo "make replay-dlq TOPIC=t       put the messages parked on t.dlq back on t (once fixed)"
@@ -82,3 +84,16 @@ chaos: setup
 
 clean: stop
 	rm -rf var .venv
+
+# -- claims: the Sécurité sociale (NOEMIE) feed -------------------------------------------------
+.PHONY: import-reimbursements demo-reimbursements
+import-reimbursements:
+	@test -n "$(FILE)" || { echo "usage: make import-reimbursements FILE=noemie.csv"; exit 2; }
+	@source $(LOCAL)/env.sh && CLAIMS_DATABASE_URL="$${CLAIMS_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/claims}" \
+		$(PY) -m claims.entrypoints.cli import-reimbursements "$(FILE)"
+
+# A realistic feed for the demo members (var/demo-reimbursements.csv), then imported.
+demo-reimbursements:
+	@mkdir -p var && $(PY) -m claims.entrypoints.cli demo-reimbursements var/demo-reimbursements.csv \
+		--members $(LOCAL)/demo-members.csv $(if $(LINES),--lines $(LINES))
+	@$(MAKE) --no-print-directory import-reimbursements FILE=var/demo-reimbursements.csv
