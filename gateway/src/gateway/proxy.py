@@ -199,7 +199,7 @@ class Proxy:
                 scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     raise_missing()
-                await self.verifier.verify(token.strip())
+                await self.verifier.verify(token.strip(), agent=match.backoffice)
             except ProblemError as exc:
                 await self._answer(errors.from_error(exc), scope, receive, send, exchange, "invalid_token")
                 return

@@ -24,20 +24,24 @@ class CachedVerifier:
         self.max_age_s = max_age_s
         self._valid_until: dict[str, float] = {}
 
-    async def verify(self, token: str) -> None:
-        """Returns when the token is valid; raises shared's `unauthorized()` ProblemError if not."""
+    async def verify(self, token: str, *, agent: bool = False) -> None:
+        """Returns when the token is valid; raises shared's `unauthorized()` ProblemError if not.
+        `agent`: a back-office route, which takes an agent's token (its own audience) only."""
+        check = self.verifier.verify_agent if agent else self.verifier.verify
         if self.max_age_s <= 0:
-            await self.verifier.verify(token)
+            await check(token)
             return
         now = time.time()
+        cache_key = "agent:" + token if agent else token  # one token is never valid for both
+        token_text, token = token, cache_key
         until = self._valid_until.get(token)
         if until is not None:
             if until > now:
                 return
             del self._valid_until[token]
-        await self.verifier.verify(token)
+        await check(token_text)
         # Verified just now: reading `exp` again without the signature check is safe.
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        exp = jwt.decode(token_text, options={"verify_signature": False}).get("exp")
         if not isinstance(exp, int | float):
             return
         if len(self._valid_until) >= self.max_entries:
