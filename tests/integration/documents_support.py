@@ -175,7 +175,9 @@ def events(system, topic: str, event_type: str, match, *, expected: int = 1, tim
 def pdf_text(data: bytes) -> str:
     from pypdf import PdfReader
 
-    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+    # Whitespace normalised: table cells wrap their text over lines.
+    text = " ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+    return " ".join(text.split())
 
 
 def pdf_xmp(data: bytes) -> bytes:

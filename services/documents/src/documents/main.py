@@ -32,6 +32,7 @@ def create_app():
         await docs.storage.start()
         settings.spool.mkdir(parents=True, exist_ok=True)
         background.append(asyncio.create_task(scanning.scan_loop(docs), name="documents-scanner"))
+        background.append(asyncio.create_task(docs.renderer.warm_up(), name="documents-pdf-warm-up"))
 
     @runtime.on_shutdown
     async def _stop() -> None:

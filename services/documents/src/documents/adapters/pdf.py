@@ -44,6 +44,12 @@ def render_pdf_sync(template: str, context: dict[str, Any]) -> RenderedPdf:
     return RenderedPdf(data=data, pages=len(document.pages))
 
 
+def _warm() -> None:
+    from weasyprint import HTML
+
+    HTML(string="<html lang=fr><body><p>é €</p></body></html>").write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=True)
+
+
 class PdfRenderer:
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
@@ -58,6 +64,14 @@ class PdfRenderer:
     async def render(self, template: str, context: dict[str, Any]) -> RenderedPdf:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(), render_pdf_sync, template, context)
+
+    async def warm_up(self) -> None:
+        """The first render in a fresh process loads Pango and scans the fonts (seconds): do it at
+        start, not on the first member's statement."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor(), _warm)
+        except Exception:  # a failure shows again, with its cause, on a real render
+            pass
 
     def close(self) -> None:
         if self._pool is not None:

@@ -84,6 +84,7 @@ def statement_context(docs: Documents, holder: Member, event: ClaimSettled) -> d
         settled_on=settled_on,
         lines=lines,
         totals=totals,
+        landscape=True,
     )
 
 
