@@ -6,13 +6,15 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LOCAL := deploy/local
 PY := .venv/bin/python
 
-.PHONY: help setup run stop test test-unit test-integration import-members mail bench clean
+.PHONY: help setup run stop test test-unit test-integration import-members issue-letters print-batch mail bench clean
 
 help:
 	@echo "make run                      start everything with demo data (Ctrl-C stops)"
 	@echo "make stop                     stop what 'make run' started"
 	@echo "make test                     every test, unit and integration (starts what it needs)"
 	@echo "make import-members FILE=x.csv  upsert members into the running system"
+	@echo "make issue-letters FILE=x.json  issue letters (contribution calls, tax certificates)"
+	@echo "make print-batch              one PDF + CSV manifest of letters queued for post (var/print/<date>/)"
 	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
 	@echo "make bench                    load figures (starts its own system on bench ports)"
 	@echo "make clean                    remove local state (var/) and the virtual environment"
@@ -43,6 +45,17 @@ import-members:
 	@test -n "$(FILE)" || { echo "usage: make import-members FILE=members.csv"; exit 2; }
 	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
 		$(PY) -m identity.entrypoints.cli import-members "$(FILE)"
+
+# documents: letters and the print batch, against the running system's database and files.
+DOCUMENTS_ENV = source $(LOCAL)/env.sh && DOCUMENTS_DATABASE_URL="$${DOCUMENTS_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/documents}" \
+	DOCUMENTS_STORAGE_DIR="$${DOCUMENTS_STORAGE_DIR:-$$ESPACE_VAR/documents}"
+
+issue-letters:
+	@test -n "$(FILE)" || { echo "usage: make issue-letters FILE=letters.json"; exit 2; }
+	@$(DOCUMENTS_ENV) $(PY) -m documents.entrypoints.cli issue-letters "$(FILE)"
+
+print-batch:
+	@$(DOCUMENTS_ENV) $(PY) -m documents.entrypoints.cli print-batch --out "$$ESPACE_VAR/print"
 
 mail:
 	@source $(LOCAL)/env.sh && $(PY) $(LOCAL)/last_mail.py

@@ -1,7 +1,7 @@
 """The events documents reacts to: identity's members (projection, card) and claims' claims
 (submission status, statements, disputes)."""
 
-from documents.service_layer import members, statements
+from documents.service_layer import cards, members, statements
 from documents.service_layer.context import Documents
 from shared.contracts import topics
 from shared.contracts.claims import ClaimReceived, ClaimRejected, ClaimSettled
@@ -23,7 +23,11 @@ def build_consumer(docs: Documents) -> EventConsumer:
 
     @consumer.on(MemberEnrolled)
     async def member_enrolled(ctx: HandlerContext, event: MemberEnrolled) -> None:
-        await members.record_enrolment(ctx.session, event, ctx.envelope.occurred_at)
+        previous, changed = await members.record_enrolment(ctx.session, event, ctx.envelope.occurred_at)
+        if changed:
+            await cards.reissue(docs, ctx.session, event.contract_number)
+            if previous is not None and previous.contract_number and previous.contract_number != event.contract_number:
+                await cards.reissue(docs, ctx.session, previous.contract_number)  # left that contract
 
     @consumer.on(ProfileUpdated)
     async def profile_updated(ctx: HandlerContext, event: ProfileUpdated) -> None:

@@ -207,3 +207,35 @@ async def get_document(document_id: uuid.UUID, principal: CurrentMember, docs: D
 async def create_download_link(document_id: uuid.UUID, principal: CurrentMember, docs: DocumentsDep) -> DownloadLink:
     url, expires = await library.create_link(docs, principal.member_id, document_id)
     return DownloadLink(url=url, expires_at=expires)
+
+
+class CardOut(BaseModel):
+    version: int
+    issued_at: datetime
+    amc_number: str
+    convention_type: str
+    routing_code: str
+    membership_number: str
+    contract_number: str
+    valid_from: date
+    valid_to: date
+    responsable: bool = Field(description='The "R" of a contrat responsable')
+    plan_code: str | None
+    beneficiaries: list[dict] = Field(description="name, birth_date, membership_number, rank")
+    domains: list[dict] = Field(description="code (PHAR, MED, LABO, RADL, AUXM, DENT, OPTI, HOSP), label, level")
+    datamatrix_payload: str = Field(description="The Data Matrix's text (format in services/documents/README.md)")
+    pdf_url: str = Field(description="Signed link (5 minutes) to the card as PDF")
+    png_url: str = Field(description="Signed link (5 minutes) to the Data Matrix as PNG")
+    links_expire_at: datetime
+
+
+@router.get("/card", response_model=CardOut, responses=problem_responses(404),
+            summary="The contract's current tiers-payant card, with links to its PDF and Data Matrix PNG")
+async def get_card(principal: CurrentMember, docs: DocumentsDep) -> CardOut:
+    from documents.service_layer import cards
+
+    card = await cards.card_for(docs, principal.member_id)
+    pdf_url, expires = library.link_for(docs, principal.member_id, card.pdf_document_id)
+    png_url, _ = library.link_for(docs, principal.member_id, card.png_document_id)
+    return CardOut(version=card.version, issued_at=card.issued_at, **card.content, datamatrix_payload=card.payload,
+                   pdf_url=pdf_url, png_url=png_url, links_expire_at=expires)
