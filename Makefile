@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LOCAL := deploy/local
 PY := .venv/bin/python
 
-.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean replay-dlq chaos
+.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean replay-dlq chaos issue-letters print-batch
 
 help:
 	@echo "make run                      start everything with demo data (Ctrl-C stops)"
@@ -16,6 +16,8 @@ help:
 	@echo "make create-agent EMAIL=… NAME=…  a back-office agent; prints its one-time password link"
 	@echo "make import-reimbursements FILE=x.csv  the Sécu (NOEMIE) feed into claims"
 	@echo "make demo-reimbursements      a demo NOEMIE feed for the demo members, imported"
+	@echo "make issue-letters FILE=x.json  issue letters (contribution calls, tax certificates)"
+	@echo "make print-batch              one PDF + CSV manifest of letters queued for post (var/print/<date>/)"
 	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
 	@echo "make bench                    load figures (starts its own system on bench ports)"
 	@echo "make replay-dlq TOPIC=t       put the messages parked on t.dlq back on t (once fixed)"
@@ -57,6 +59,16 @@ create-agent:
 	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
 		IDENTITY_PUBLIC_BASE_URL="$${IDENTITY_PUBLIC_BASE_URL:-$${PUBLIC_BASE_URL:-http://127.0.0.1:$${GATEWAY_PORT:-8000}}}" \
 		$(PY) -m identity.entrypoints.cli create-agent --email "$(EMAIL)" --name "$(NAME)"
+# documents: letters and the print batch, against the running system's database and files.
+DOCUMENTS_ENV = source $(LOCAL)/env.sh && DOCUMENTS_DATABASE_URL="$${DOCUMENTS_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/documents}" \
+	DOCUMENTS_STORAGE_DIR="$${DOCUMENTS_STORAGE_DIR:-$$ESPACE_VAR/documents}"
+
+issue-letters:
+	@test -n "$(FILE)" || { echo "usage: make issue-letters FILE=letters.json"; exit 2; }
+	@$(DOCUMENTS_ENV) $(PY) -m documents.entrypoints.cli issue-letters "$(FILE)"
+
+print-batch:
+	@$(DOCUMENTS_ENV) $(PY) -m documents.entrypoints.cli print-batch --out "$$ESPACE_VAR/print"
 
 mail:
 	@source $(LOCAL)/env.sh && $(PY) $(LOCAL)/last_mail.py

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# All local infrastructure at once: PostgreSQL, Kafka, the SMTP sink.
+# All local infrastructure at once: PostgreSQL, Kafka, the SMTP sink, clamd.
 #   deploy/local/infra.sh up|down|status
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-services=(postgres kafka smtp)
+services=(postgres kafka smtp clamav)
 
 case "${1:-}" in
   up)

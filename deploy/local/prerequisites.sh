@@ -14,6 +14,9 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.1
 command -v java >/dev/null || missing_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing_apt+=(maven)
 [[ -x $PG_BIN/postgres ]] || missing_apt+=(postgresql-15)
+# documents: the antivirus daemon, and libdmtx for the tests that decode the card's Data Matrix.
+command -v clamd >/dev/null || [[ -x /usr/sbin/clamd ]] || missing_apt+=(clamav-daemon)
+dpkg -s libdmtx0b >/dev/null 2>&1 || missing_apt+=(libdmtx0b)
 
 if ((${#missing_apt[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then

@@ -106,6 +106,10 @@ started=$SECONDS
 "$here/services.sh" start
 IDENTITY_DATABASE_URL="postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT/identity" \
   "$PYTHON" -m identity.entrypoints.cli import-members "$here/demo-members.csv"
+# Demo letters (documents waits for the members imported just above to reach it).
+DOCUMENTS_DATABASE_URL="postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT/documents" \
+  DOCUMENTS_STORAGE_DIR="${DOCUMENTS_STORAGE_DIR:-$ESPACE_VAR/documents}" \
+  "$PYTHON" -m documents.entrypoints.cli issue-letters "$here/demo-letters.json" || say "demo letters not issued"
 
 cat <<INFO
 
@@ -115,6 +119,7 @@ cat <<INFO
     e-mails sent       $ESPACE_MAIL_DIR/*.eml
     logs               $ESPACE_LOG_DIR/
     demo members       deploy/local/demo-members.csv (e.g. 100000001, Martin, Camille, 1985-04-12)
+    demo letters (PDF) $ESPACE_VAR/documents/issued/<member id>/*.pdf  (make print-batch: var/print/<date>/)
 
   Try:  curl -s -X POST http://127.0.0.1:${GATEWAY_PORT:-8000}/api/v1/identity/registrations \\
           -H 'content-type: application/json' -d @deploy/local/demo-registration.json

@@ -87,6 +87,10 @@ start() {
   export NOTIFICATIONS_SMTP_PORT="${NOTIFICATIONS_SMTP_PORT:-$SMTP_PORT}"
   export NOTIFICATIONS_PUBLIC_BASE_URL="${NOTIFICATIONS_PUBLIC_BASE_URL:-$PUBLIC_BASE_URL}"
   export IDENTITY_PUBLIC_BASE_URL="${IDENTITY_PUBLIC_BASE_URL:-$PUBLIC_BASE_URL}"
+  # documents: files under var/, clamd from clamav.sh.
+  default_env DOCUMENTS_STORAGE_DIR "$ESPACE_VAR/documents"
+  default_env DOCUMENTS_CLAMD_PORT "$CLAMD_PORT"
+  default_env DOCUMENTS_PUBLIC_BASE_URL "$PUBLIC_BASE_URL"
   # Spans as JSON lines per service, to look at locally (and for tests to check).
   export ESPACE_TRACE_DIR="${ESPACE_TRACE_DIR:-$ESPACE_VAR/trace}"
   for name in "${SERVICES[@]}"; do

@@ -36,6 +36,7 @@ TEST_PORTS = {
         "KAFKA_CONTROLLER_PORT": 29093,
         "PG_PORT": 57432,
         "SMTP_PORT": 12025,
+        "CLAMD_PORT": 13310,
     }.items()
 }
 
@@ -127,6 +128,7 @@ class System:
                 _run([str(LOCAL / "postgres.sh"), "start"], env)
                 _run([str(LOCAL / "kafka.sh"), "start"], env)
             _run([str(LOCAL / "smtp.sh"), "start"], env)
+            _run([str(LOCAL / "clamav.sh"), "start"], env)
             _run([sys.executable, "-m", "shared.platform.topics", "--bootstrap", env["KAFKA_BOOTSTRAP"]], env)
             _run([str(LOCAL / "services.sh"), "start"], env, timeout=180)
         except BaseException:
@@ -136,7 +138,7 @@ class System:
 
     def stop(self) -> None:
         errors = []
-        steps = [[str(LOCAL / "services.sh"), "stop"], [str(LOCAL / "smtp.sh"), "stop"]]
+        steps = [[str(LOCAL / "services.sh"), "stop"], [str(LOCAL / "smtp.sh"), "stop"], [str(LOCAL / "clamav.sh"), "stop"]]
         if self.mode == "local":
             steps += [[str(LOCAL / "kafka.sh"), "stop"], [str(LOCAL / "postgres.sh"), "stop"]]
         for step in steps:
@@ -161,6 +163,12 @@ class System:
             _run([str(LOCAL / "kafka.sh"), "start"], self.env)
         else:
             self._containers[0].get_wrapped_container().unpause()
+
+    def stop_clamav(self) -> None:
+        _run([str(LOCAL / "clamav.sh"), "stop"], self.env)
+
+    def start_clamav(self) -> None:
+        _run([str(LOCAL / "clamav.sh"), "start"], self.env)
 
     # -- testcontainers ---------------------------------------------------------------------
     def _start_containers(self) -> None:

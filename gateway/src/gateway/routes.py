@@ -31,6 +31,19 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
+# Public path prefixes: one more segment, no further '/'. A signed download link carries its own
+# authorisation (an HMAC over document, member and expiry, checked by documents), never a token.
+PUBLIC_PREFIXES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/api/v1/documents/downloads/"),
+        ("HEAD", "/api/v1/documents/downloads/"),
+    }
+)
+
+# Back-office routes (/api/v1/<service>/backoffice/...) take an agent's token (audience
+# espace-backoffice, role agent), never a member's; the service checks it again.
+BACKOFFICE_SEGMENT = "backoffice"
+
 # Routes that guess or spam: limited per client IP and per account identifier. The value names
 # the JSON body fields whose first present value identifies the account (hashed, never kept
 # in clear); the body of these routes is read (within the JSON cap) before forwarding.
@@ -114,9 +127,19 @@ class RouteTable:
                 return None
         key = (method, path)
         account_fields = RATE_LIMITED.get(key) if self.rate_limits_enabled else None
-        backoffice = tail.partition("/")[0] == BACKOFFICE_SEGMENT
-        return Match(upstream=upstream, public=key in PUBLIC_ROUTES, account_fields=account_fields, backoffice=backoffice)
+        backoffice = tail.split("/", 1)[0] == BACKOFFICE_SEGMENT
+        return Match(upstream=upstream, public=is_public(method, path), account_fields=account_fields,
+                     backoffice=backoffice)
+
+
+def _public_prefix(method: str, path: str) -> bool:
+    for prefix_method, prefix in PUBLIC_PREFIXES:
+        if method == prefix_method and path.startswith(prefix):
+            rest = path[len(prefix) :]
+            if rest and "/" not in rest:
+                return True
+    return False
 
 
 def is_public(method: str, path: str) -> bool:
-    return (method, path) in PUBLIC_ROUTES
+    return (method, path) in PUBLIC_ROUTES or _public_prefix(method, path)

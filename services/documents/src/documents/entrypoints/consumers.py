@@ -1,16 +1,52 @@
-"""The events documents reacts to."""
+"""The events documents reacts to: identity's members (projection, card) and claims' claims
+(submission status, statements, disputes)."""
 
-from documents.service_layer import members
+from documents.service_layer import cards, members, statements
+from documents.service_layer.context import Documents
 from shared.contracts import topics
-from shared.contracts.identity import MemberRegistered
+from shared.contracts.claims import ClaimReceived, ClaimRejected, ClaimSettled
+from shared.contracts.identity import (
+    CommunicationPreferencesChanged,
+    MemberEnrolled,
+    MemberRegistered,
+    ProfileUpdated,
+)
 from shared.platform.messaging import EventConsumer, HandlerContext
 
 
-def build_consumer() -> EventConsumer:
-    consumer = EventConsumer("documents", (topics.IDENTITY_MEMBERS,))
+def build_consumer(docs: Documents) -> EventConsumer:
+    consumer = EventConsumer("documents", (topics.IDENTITY_MEMBERS, topics.CLAIMS_CLAIMS))
 
     @consumer.on(MemberRegistered)
     async def member_registered(ctx: HandlerContext, event: MemberRegistered) -> None:
         await members.record_member(ctx.session, event)
+
+    @consumer.on(MemberEnrolled)
+    async def member_enrolled(ctx: HandlerContext, event: MemberEnrolled) -> None:
+        previous, changed = await members.record_enrolment(ctx.session, event, ctx.envelope.occurred_at)
+        if changed:
+            await cards.reissue(docs, ctx.session, event.contract_number)
+            if previous is not None and previous.contract_number and previous.contract_number != event.contract_number:
+                await cards.reissue(docs, ctx.session, previous.contract_number)  # left that contract
+
+    @consumer.on(ProfileUpdated)
+    async def profile_updated(ctx: HandlerContext, event: ProfileUpdated) -> None:
+        await members.record_address(ctx.session, event)
+
+    @consumer.on(CommunicationPreferencesChanged)
+    async def preferences_changed(ctx: HandlerContext, event: CommunicationPreferencesChanged) -> None:
+        await members.record_preferences(ctx.session, event)
+
+    @consumer.on(ClaimReceived)
+    async def claim_received(ctx: HandlerContext, event: ClaimReceived) -> None:
+        await statements.claim_received(ctx.session, event)
+
+    @consumer.on(ClaimSettled)
+    async def claim_settled(ctx: HandlerContext, event: ClaimSettled) -> None:
+        await statements.claim_settled(docs, ctx.session, event)
+
+    @consumer.on(ClaimRejected)
+    async def claim_rejected(ctx: HandlerContext, event: ClaimRejected) -> None:
+        await statements.claim_rejected(ctx.session, event)
 
     return consumer

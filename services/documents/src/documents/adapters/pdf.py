@@ -1,0 +1,79 @@
+"""PDFs from Jinja2 HTML templates with WeasyPrint: PDF/A-3b (XMP claims the conformance) and
+tagged (structure for screen readers). WeasyPrint is CPU-bound, so it runs in worker processes
+and the event loop keeps serving while a statement renders."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+PDF_VARIANT = "pdf/a-3b"
+
+
+@dataclass(frozen=True)
+class RenderedPdf:
+    data: bytes
+    pages: int
+
+
+@lru_cache(maxsize=1)
+def _environment():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from documents.domain.money import euros
+
+    env = Environment(loader=PackageLoader("documents", "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["euros"] = euros
+    env.filters["date_fr"] = lambda d: d.strftime("%d/%m/%Y") if d else ""
+    return env
+
+
+def render_html(template: str, context: dict[str, Any]) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def render_pdf_sync(template: str, context: dict[str, Any]) -> RenderedPdf:
+    from weasyprint import HTML
+
+    document = HTML(string=render_html(template, context)).render(pdf_tags=True)
+    data = document.write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=True)
+    return RenderedPdf(data=data, pages=len(document.pages))
+
+
+def _warm() -> None:
+    from weasyprint import HTML
+
+    HTML(string="<html lang=fr><body><p>é €</p></body></html>").write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=True)
+
+
+class PdfRenderer:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: a fork of a process running an event loop and threads is unsafe.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    async def render(self, template: str, context: dict[str, Any]) -> RenderedPdf:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), render_pdf_sync, template, context)
+
+    async def warm_up(self) -> None:
+        """The first render in a fresh process loads Pango and scans the fonts (seconds): do it at
+        start, not on the first member's statement."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor(), _warm)
+        except Exception:  # a failure shows again, with its cause, on a real render
+            pass
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
