@@ -8,9 +8,11 @@ service has the same shape and the same start-up, health, errors, logs and trace
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version as package_version
 from importlib.resources.abc import Traversable
 from typing import Annotated, Any
 
@@ -18,6 +20,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from shared.platform.asyncapi import declare_publishers
+from shared.platform.asyncapi import document as asyncapi_document
 from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier, current_agent, current_member
 from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
 from shared.platform.health import health_router
@@ -48,7 +52,16 @@ class ServiceRuntime:
         self.settings = settings
         self.migrations = migrations
         self.db = Database(settings.database_url.get_secret_value())
-        self.broker = make_broker(settings.kafka_bootstrap, settings.service_name)
+        self.broker = make_broker(
+            settings.kafka_bootstrap,
+            settings.service_name,
+            sasl_username=settings.kafka_sasl_username,
+            sasl_password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
+            ca_file=settings.kafka_ca_file,
+        )
+        # The outbox relay publishes, not a FastStream publisher: declare what it sends, so the
+        # broker's AsyncAPI document says it (shared.platform.asyncapi).
+        declare_publishers(self.broker, settings.service_name)
         self.relay = OutboxRelay(self.db, self.broker, poll_seconds=settings.outbox_poll_seconds)
         self.verifier = TokenVerifier(key_source or JwksKeySource(settings.identity_url + JWKS_PATH))
         self.consumers: list[ConsumerRunner] = []
@@ -120,12 +133,21 @@ class ServiceRuntime:
                 await self.broker.stop()
                 await asyncio.sleep(1.0)
 
-    def create_app(self, *, title: str, description: str, routers: list[APIRouter], version: str = "1.0.0") -> FastAPI:
+    def create_app(self, *, title: str, description: str, routers: list[APIRouter], version: str | None = None) -> FastAPI:
+        # Each service is released on its own: its version is its package's (pyproject.toml).
+        version = version or package_version(f"espace-{self.settings.service_name}")
         app = FastAPI(
             title=title, description=description, version=version, lifespan=self.lifespan,
             telemetry=FASTAPI_TELEMETRY_OFF,
         )
         app.state.runtime = self
+        app.state.asyncapi = functools.cache(lambda: asyncapi_document(self, title=title, version=version))
+
+        # Internal, like /healthz: the gateway forwards only /api/ to the services.
+        @app.get("/asyncapi.json", include_in_schema=False)
+        async def asyncapi() -> dict[str, Any]:
+            return app.state.asyncapi()
+
         install_problem_handlers(app)
         app.include_router(health_router({"database": self.db.ping}, informational={"kafka": self.broker_ready}))
         for router in routers:

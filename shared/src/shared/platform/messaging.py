@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.security import SASLScram512
 from opentelemetry import trace
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -45,12 +47,24 @@ from shared.platform.telemetry import extract_trace_context, tracer
 log = logging.getLogger(__name__)
 
 
-def make_broker(bootstrap: str, client_id: str) -> KafkaBroker:
+def make_broker(
+    bootstrap: str,
+    client_id: str,
+    *,
+    sasl_username: str | None = None,
+    sasl_password: str | None = None,
+    ca_file: str | None = None,
+) -> KafkaBroker:
     # FastStream logs every message at INFO; our handlers log what matters.
     logging.getLogger(f"{client_id}.kafka").setLevel(logging.WARNING)
+    security = None
+    if sasl_username:
+        # The certificate is verified (default context), against the cluster's CA when given.
+        security = SASLScram512(sasl_username, sasl_password or "", ssl_context=ssl.create_default_context(cafile=ca_file), use_ssl=True)
     return KafkaBroker(
         bootstrap,
         client_id=client_id,
+        security=security,
         acks="all",
         enable_idempotence=True,
         # Fail a send within seconds while the broker is away; the outbox retries it.

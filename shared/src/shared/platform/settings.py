@@ -25,6 +25,11 @@ class ServiceSettings(BaseSettings):
     port: int
     database_url: SecretStr
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # SCRAM-SHA-512 over TLS when a username is set (Kubernetes: the service's KafkaUser, whose
+    # ACLs limit it to its own topics); plain otherwise (the local stack).
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ca_file: str | None = None  # the Kafka cluster's CA (PEM); the system's CAs when unset
     identity_url: str = "http://127.0.0.1:8001"
     log_level: str = "INFO"
     # Polling is only the safety net: LISTEN/NOTIFY wakes the relay at once.
