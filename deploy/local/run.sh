@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run`: infrastructure, topics, the four services and the gateway, demo members; then
+# `make run`: infrastructure, topics, the four services, web and the gateway, demo members; then
 # waits. Ctrl-C (or `make stop` from another terminal) stops all of it.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -25,7 +25,8 @@ IDENTITY_DATABASE_URL="postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT/ide
 cat <<INFO
 
   Espace is up ($((SECONDS - started)) s).
-    API gateway        http://127.0.0.1:${GATEWAY_PORT:-8000}
+    member space       http://127.0.0.1:${GATEWAY_PORT:-8000}/   (open it in a browser)
+    API gateway        http://127.0.0.1:${GATEWAY_PORT:-8000}/api/v1/
     API docs (OpenAPI) http://127.0.0.1:${GATEWAY_PORT:-8000}/docs
     e-mails sent       $ESPACE_MAIL_DIR/*.eml
     logs               $ESPACE_LOG_DIR/

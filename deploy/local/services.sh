@@ -4,7 +4,7 @@
 #   services.sh start|stop|status
 # Endpoints: ESPACE_DB_URL_PREFIX (database URL without the database name), KAFKA_BOOTSTRAP,
 # SMTP_HOST/SMTP_PORT; ports: GATEWAY_PORT, IDENTITY_PORT, NOTIFICATIONS_PORT, DOCUMENTS_PORT,
-# CLAIMS_PORT. Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
+# CLAIMS_PORT, WEB_PORT (the web front end, which the gateway serves outside /api/). Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,6 +14,7 @@ IDENTITY_PORT="${IDENTITY_PORT:-8001}"
 NOTIFICATIONS_PORT="${NOTIFICATIONS_PORT:-8002}"
 DOCUMENTS_PORT="${DOCUMENTS_PORT:-8003}"
 CLAIMS_PORT="${CLAIMS_PORT:-8004}"
+WEB_PORT="${WEB_PORT:-8005}"
 ESPACE_DB_URL_PREFIX="${ESPACE_DB_URL_PREFIX:-postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT}"
 KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 SMTP_HOST="${SMTP_HOST:-127.0.0.1}"
@@ -43,7 +44,7 @@ start_one() {
   port_open "$port" && die "port $port (for $name) is taken by another program"
   local prefix="${name^^}"
   default_env "${prefix}_PORT" "$port"
-  if [[ $name != gateway ]]; then
+  if [[ $name != gateway && $name != web ]]; then
     default_env "${prefix}_DATABASE_URL" "$ESPACE_DB_URL_PREFIX/$name"
     default_env "${prefix}_KAFKA_BOOTSTRAP" "$KAFKA_BOOTSTRAP"
     default_env "${prefix}_IDENTITY_URL" "http://127.0.0.1:$IDENTITY_PORT"
@@ -93,18 +94,23 @@ start() {
   for name in "${SERVICES[@]}"; do
     start_one "$name" "$name.main:app"
   done
+  # web needs nothing at start (it calls the gateway per request): it starts beside the services,
+  # so pages answer as soon as the gateway, which forwards everything outside /api/ to it, does.
+  default_env GATEWAY_WEB_URL "http://127.0.0.1:$WEB_PORT"
+  default_env WEB_GATEWAY_URL "http://127.0.0.1:$GATEWAY_PORT"
+  start_one web web.main:app
   # The gateway starts last: it reads the services' OpenAPI documents when it starts.
-  for name in "${SERVICES[@]}"; do
+  for name in "${SERVICES[@]}" web; do
     wait_ready "$name"
   done
   start_one gateway gateway.main:app
   wait_ready gateway
-  say "services ready (gateway on http://127.0.0.1:$GATEWAY_PORT)"
+  say "services ready (member space and API on http://127.0.0.1:$GATEWAY_PORT/)"
 }
 
 stop() {
   local name pid
-  for name in gateway "${SERVICES[@]}"; do
+  for name in gateway web "${SERVICES[@]}"; do
     if pid=$(live_pid "$ESPACE_RUN_DIR/$name.pid" uvicorn); then
       terminate "$pid" 15 "$name"
     fi
@@ -114,7 +120,7 @@ stop() {
 
 status() {
   local name rc=0
-  for name in "${SERVICES[@]}" gateway; do
+  for name in "${SERVICES[@]}" web gateway; do
     if pid=$(live_pid "$ESPACE_RUN_DIR/$name.pid" uvicorn); then
       echo "$name: running (pid $pid, port $(port_of "$name"))"
     else

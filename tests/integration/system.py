@@ -32,6 +32,7 @@ TEST_PORTS = {
         "NOTIFICATIONS_PORT": 28002,
         "DOCUMENTS_PORT": 28003,
         "CLAIMS_PORT": 28004,
+        "WEB_PORT": 28005,
         "KAFKA_PORT": 29092,
         "KAFKA_CONTROLLER_PORT": 29093,
         "PG_PORT": 57432,
