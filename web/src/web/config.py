@@ -35,6 +35,9 @@ class WebSettings(BaseSettings):
     # identity's setting) still decides when a new log-in is needed.
     session_cookie_max_age_s: int = 30 * 24 * 3600
 
+    # The access token is refreshed this long before it expires (identity's tokens live 900 s).
+    refresh_margin_s: float = 30.0
+
     # Shown on the CGU page; identity's terms_version must match what the text says.
     terms_version: str = "2026-01"
 

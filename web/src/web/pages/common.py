@@ -208,7 +208,7 @@ class Web:
         session = self.session_of(request)
         if session is None or getattr(request.state, "logged_out", False):
             raise LoginRequired()
-        if session.needs_refresh():
+        if session.needs_refresh(self.settings.refresh_margin_s):
             session = await self.refresh(request, session)
         request.state.member = session
         return session
