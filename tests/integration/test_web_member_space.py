@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -16,11 +17,19 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.integration.conftest import PASSWORD, activation_token
 from tests.integration.test_account_creation import register_and_activate
-from tests.integration.test_registration_and_profile import identity_db, link_token, wait_for_subject
+from tests.integration.test_registration_and_profile import identity_db as _identity_db
+from tests.integration.test_registration_and_profile import link_token, wait_for_subject
 from tests.integration.web_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, Guard, Pages, axe_source
 
 NEW_PASSWORD = "Autre-Mot2passe!"
-RESET_SUBJECT = "Réinitialisation de votre mot de passe"
+RESET_SUBJECT = "Réinitialisez votre mot de passe"
+
+
+def identity_db(system, query: str, *args) -> str:
+    """One statement in identity's database, from another thread: Playwright's sync API keeps an
+    event loop running in this one, where asyncio.run cannot start another."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_identity_db, system, query, *args).result()
 
 
 @pytest.fixture(scope="session")
