@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run`: infrastructure, topics, the four services and the gateway, demo members; then
+# `make run`: infrastructure, topics, the four services, web and the gateway, demo members; then
 # supervises them: a component that dies is restarted with backoff (1, 2, 4, 8 s) and a log
 # line saying so; after 5 crashes (or failed restarts) within a minute it gives up, says which
 # one and where its log is, and stops everything. Ctrl-C (or `make stop`) stops all of it.
@@ -7,13 +7,13 @@
 #   run.sh stop            stop a running supervisor and everything it started
 #   run.sh pause NAME      stop NAME and leave it down (a debugger, the chaos suite's outages)
 #   run.sh resume NAME     look after NAME again: the supervisor starts it within a second
-# NAME: postgres kafka smtp identity notifications documents claims gateway
+# NAME: postgres kafka smtp identity notifications documents claims web gateway
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 here="$(dirname "${BASH_SOURCE[0]}")"
 
-COMPONENTS=(postgres kafka smtp identity notifications documents claims gateway)
+COMPONENTS=(postgres kafka smtp identity notifications documents claims web gateway)
 MAX_CRASHES=5 # ... within WINDOW seconds: then give up
 WINDOW=60
 SUPERVISOR_PIDFILE="$ESPACE_RUN_DIR/run.pid"
@@ -114,7 +114,8 @@ DOCUMENTS_DATABASE_URL="postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT/do
 cat <<INFO
 
   Espace is up ($((SECONDS - started)) s).
-    API gateway        http://127.0.0.1:${GATEWAY_PORT:-8000}
+    member space       http://127.0.0.1:${GATEWAY_PORT:-8000}/   (open it in a browser)
+    API gateway        http://127.0.0.1:${GATEWAY_PORT:-8000}/api/v1/
     API docs (OpenAPI) http://127.0.0.1:${GATEWAY_PORT:-8000}/docs
     e-mails sent       $ESPACE_MAIL_DIR/*.eml
     logs               $ESPACE_LOG_DIR/

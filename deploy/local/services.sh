@@ -5,7 +5,8 @@
 #   supervisor restarting one; the gateway always after the others)
 # Endpoints: ESPACE_DB_URL_PREFIX (database URL without the database name), KAFKA_BOOTSTRAP,
 # SMTP_HOST/SMTP_PORT; ports: GATEWAY_PORT, IDENTITY_PORT, NOTIFICATIONS_PORT, DOCUMENTS_PORT,
-# CLAIMS_PORT (metrics on each one + 200, or <NAME>_METRICS_PORT). Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
+# CLAIMS_PORT, WEB_PORT (the web front end, which the gateway serves outside /api/); metrics on each
+# one + 200, or <NAME>_METRICS_PORT. Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -15,11 +16,13 @@ IDENTITY_PORT="${IDENTITY_PORT:-8001}"
 NOTIFICATIONS_PORT="${NOTIFICATIONS_PORT:-8002}"
 DOCUMENTS_PORT="${DOCUMENTS_PORT:-8003}"
 CLAIMS_PORT="${CLAIMS_PORT:-8004}"
+WEB_PORT="${WEB_PORT:-8005}"
 ESPACE_DB_URL_PREFIX="${ESPACE_DB_URL_PREFIX:-postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT}"
 KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 SMTP_HOST="${SMTP_HOST:-127.0.0.1}"
 PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$GATEWAY_PORT}"
-SERVICES=(identity notifications documents claims)
+# web is started like a service (it needs no database or broker: it calls the gateway per request).
+SERVICES=(identity notifications documents claims web)
 
 port_of() {
   local var="${1^^}_PORT"
@@ -46,7 +49,7 @@ start_one() {
   default_env "${prefix}_PORT" "$port"
   # Prometheus metrics on a port of their own (never through the gateway): the service's + 200.
   default_env "${prefix}_METRICS_PORT" "$((port + 200))"
-  if [[ $name != gateway ]]; then
+  if [[ $name != gateway && $name != web ]]; then
     default_env "${prefix}_DATABASE_URL" "$ESPACE_DB_URL_PREFIX/$name"
     default_env "${prefix}_KAFKA_BOOTSTRAP" "$KAFKA_BOOTSTRAP"
     default_env "${prefix}_IDENTITY_URL" "http://127.0.0.1:$IDENTITY_PORT"
@@ -96,6 +99,7 @@ start() {
   for name in "${SERVICES[@]}"; do
     default_env "GATEWAY_${name^^}_URL" "http://127.0.0.1:$(port_of "$name")"
   done
+  default_env WEB_GATEWAY_URL "http://127.0.0.1:$GATEWAY_PORT"
   local name names=("$@") services=() gateway=
   ((${#names[@]})) || names=("${SERVICES[@]}" gateway)
   for name in "${names[@]}"; do
@@ -114,7 +118,7 @@ start() {
     wait_ready gateway
   fi
   if ((${#names[@]} == ${#SERVICES[@]} + 1)); then
-    say "services ready (gateway on http://127.0.0.1:$GATEWAY_PORT)"
+    say "services ready (member space and API on http://127.0.0.1:$GATEWAY_PORT/)"
   else
     say "ready: ${names[*]}"
   fi

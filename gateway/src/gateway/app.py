@@ -34,6 +34,8 @@ from gateway.routes import API_PREFIX, PUBLIC_ROUTES, RouteTable
 from gateway.tokens import CachedVerifier
 from shared.platform.metrics import MetricsServer, route_template
 from shared.platform.request_context import FASTAPI_TELEMETRY_OFF, RequestContextMiddleware
+from gateway.web import WebForwarder
+from shared.platform.request_context import RequestContextMiddleware
 from shared.platform.auth import JwksKeySource, KeySource, TokenVerifier
 from shared.platform.logging import setup_logging
 from shared.platform.problems import install_problem_handlers, problem_response
@@ -157,6 +159,19 @@ def own_router(runtime: GatewayRuntime, docs_enabled: bool) -> APIRouter:
     return router
 
 
+# The gateway's own routes; everything else outside /api/ is web's.
+OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
+
+
+def send_marking_status(send: Send, exchange: Exchange) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            exchange.status = message["status"]
+        await send(message)
+
+    return wrapped
+
+
 class GatewayApp:
     """Every answer gets the security headers (and CORS headers for an allowed origin) and one
     access-log line; /api/* goes to the proxy, the rest to FastAPI."""
@@ -166,6 +181,7 @@ class GatewayApp:
         self.proxy = Proxy(runtime)
         self.security = SecurityHeaders(runtime.settings)
         self.cors = Cors(runtime.settings)
+        self.web = WebForwarder(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -203,6 +219,9 @@ class GatewayApp:
                 await self._preflight(origin, request_headers, origin_allowed, scope, receive, send, exchange)
             elif path.startswith("/api/"):
                 await self.proxy.handle(scope, receive, send_with_headers, exchange)
+            elif self.web.enabled and path not in OWN_PATHS:
+                # Pages: web sets its own security headers (a CSP fit for pages).
+                await self.web.handle(scope, receive, send_marking_status(send, exchange), exchange)
             else:
                 await self.api(scope, receive, send_with_headers)
         except Exception as exc:

@@ -56,6 +56,9 @@ class GatewaySettings(BaseSettings):
     notifications_url: str = "http://127.0.0.1:8002"
     documents_url: str = "http://127.0.0.1:8003"
     claims_url: str = "http://127.0.0.1:8004"
+    # The web front end: every path outside /api/ and the gateway's own goes there. Empty: off
+    # (those paths then answer 404 as before).
+    web_url: str | None = "http://127.0.0.1:8005"
     # Defaults to identity_url + the JWKS path.
     jwks_url: str | None = None
 
