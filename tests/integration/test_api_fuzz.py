@@ -70,6 +70,13 @@ BUSINESS_REFUSALS: dict[str, list[str]] = {
     f"PATCH {IDENTITY}/me/profile": ["422"],  # address rules (NF Z10-011, postal code), phone number
     f"POST {IDENTITY}/me/email-changes": ["422"],  # confirmation, already the account's address
     f"POST {IDENTITY}/email-changes/confirm": ["400", "410"],  # unknown / expired or replaced link
+    f"POST {IDENTITY}/agent-passwords": ["400", "410", "422"],  # unknown / expired link; password policy
+    f"POST {IDENTITY}/agent-sessions": ["422"],  # an address no mail reaches; a code of spaces only
+    "POST /api/v1/documents/invoices": ["422"],  # the beneficiary must be on the caller's contract,
+    # the care date not in the future (multipart fields: the schema cannot say it)
+    "GET /api/v1/documents": ["422"],  # a cursor is an opaque token the service issued
+    "GET /api/v1/claims/reimbursements": ["422"],  # the beneficiary must be on the caller's contract,
+    # the category one of the plan's, a cursor one the service issued
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 

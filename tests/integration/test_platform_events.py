@@ -43,6 +43,14 @@ async def _publish_together(bootstrap: str, envelopes: list[Envelope]) -> None:
         await producer.stop()
 
 
+def _event_id(value: bytes) -> str | None:
+    # Other tests park messages that are no envelope at all on the same dead-letter topic.
+    try:
+        return Envelope.model_validate_json(value).event_id.hex
+    except ValueError:
+        return None
+
+
 async def _dead_letters(bootstrap: str, event_ids: set[str], timeout: float) -> list:
     # No group: every partition of the topic, from the beginning.
     consumer = AIOKafkaConsumer(topics.dead_letter(topics.IDENTITY_MEMBERS), bootstrap_servers=bootstrap,
@@ -53,7 +61,7 @@ async def _dead_letters(bootstrap: str, event_ids: set[str], timeout: float) -> 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not found:
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                found += [r for r in records if Envelope.model_validate_json(r.value).event_id.hex in event_ids]
+                found += [r for r in records if _event_id(r.value) in event_ids]
     finally:
         await consumer.stop()
     return found
