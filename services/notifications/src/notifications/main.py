@@ -10,6 +10,7 @@ from notifications.entrypoints import http
 from notifications.entrypoints.consumers import build_consumer
 from notifications.service_layer.emails import Notifications, sender_loop
 from shared.platform.app import ServiceRuntime
+from shared.platform.metrics import EMAILS_FAILED, EMAILS_RETRIED, EMAILS_SENT
 
 
 def create_app():
@@ -17,6 +18,12 @@ def create_app():
     runtime = ServiceRuntime(settings, migrations=files("notifications") / "migrations")
     notifications = Notifications(settings=settings, db=runtime.db, templates=Templates(), smtp=SmtpSender(settings))
     runtime.consume(build_consumer(notifications), after_commit=notifications.wake_sender.set)
+    # Every kind's e-mail series exist (at 0) before the first send, failure or retry.
+    for template in (files("notifications") / "templates").iterdir():
+        if template.name.endswith(".subject.txt"):
+            kind = template.name.removesuffix(".subject.txt")
+            for counter in (EMAILS_SENT, EMAILS_FAILED, EMAILS_RETRIED):
+                counter.labels(kind)
     sender: list[asyncio.Task] = []
 
     @runtime.on_startup
