@@ -6,17 +6,22 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LOCAL := deploy/local
 PY := .venv/bin/python
 
-.PHONY: help setup run stop test test-unit test-integration import-members issue-letters print-batch mail bench clean
+.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean replay-dlq chaos issue-letters print-batch
 
 help:
 	@echo "make run                      start everything with demo data (Ctrl-C stops)"
 	@echo "make stop                     stop what 'make run' started"
 	@echo "make test                     every test, unit and integration (starts what it needs)"
 	@echo "make import-members FILE=x.csv  upsert members into the running system"
+	@echo "make create-agent EMAIL=… NAME=…  a back-office agent; prints its one-time password link"
+	@echo "make import-reimbursements FILE=x.csv  the Sécu (NOEMIE) feed into claims"
+	@echo "make demo-reimbursements      a demo NOEMIE feed for the demo members, imported"
 	@echo "make issue-letters FILE=x.json  issue letters (contribution calls, tax certificates)"
 	@echo "make print-batch              one PDF + CSV manifest of letters queued for post (var/print/<date>/)"
 	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
 	@echo "make bench                    load figures (starts its own system on bench ports)"
+	@echo "make replay-dlq TOPIC=t       put the messages parked on t.dlq back on t (once fixed)"
+	@echo "make chaos                    kill and cut things under load; fails on a lost or doubled e-mail"
 	@echo "make clean                    remove local state (var/) and the virtual environment"
 
 # Virtual environment (uv workspace) and the Kafka jars, both cached outside the clone.
@@ -29,6 +34,7 @@ run: setup
 	@$(LOCAL)/run.sh
 
 stop:
+	@$(LOCAL)/run.sh stop
 	@$(LOCAL)/services.sh stop
 	@$(LOCAL)/infra.sh down
 
@@ -46,6 +52,13 @@ import-members:
 	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
 		$(PY) -m identity.entrypoints.cli import-members "$(FILE)"
 
+# A management-centre agent: prints the one-time link where the agent sets a password and
+# enrols the second factor (TOTP). Run again for an existing e-mail: a new link.
+create-agent:
+	@test -n "$(EMAIL)" -a -n "$(NAME)" || { echo "usage: make create-agent EMAIL=agent@example.org NAME='Prénom Nom'"; exit 2; }
+	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
+		IDENTITY_PUBLIC_BASE_URL="$${IDENTITY_PUBLIC_BASE_URL:-$${PUBLIC_BASE_URL:-http://127.0.0.1:$${GATEWAY_PORT:-8000}}}" \
+		$(PY) -m identity.entrypoints.cli create-agent --email "$(EMAIL)" --name "$(NAME)"
 # documents: letters and the print batch, against the running system's database and files.
 DOCUMENTS_ENV = source $(LOCAL)/env.sh && DOCUMENTS_DATABASE_URL="$${DOCUMENTS_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/documents}" \
 	DOCUMENTS_STORAGE_DIR="$${DOCUMENTS_STORAGE_DIR:-$$ESPACE_VAR/documents}"
@@ -71,5 +84,28 @@ bench: setup
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.identity_load  # its own ports: runs beside make test
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.cpu_split
 
+# Parked messages back on their topic, from where the last replay stopped (shared/platform/dlq.py).
+replay-dlq:
+	@test -n "$(TOPIC)" || { echo "usage: make replay-dlq TOPIC=identity.members.v1"; exit 2; }
+	@source $(LOCAL)/env.sh && $(PY) -m shared.platform.dlq replay "$(TOPIC)" --bootstrap "$${KAFKA_BOOTSTRAP:-127.0.0.1:$$KAFKA_PORT}"
+
+# The real system under a stream of registrations while its parts are killed (bench/chaos.py);
+# its own ports (offset 2000 from the test ports) and state (var/chaos).
+chaos: setup
+	@$(PY) -m bench.chaos
+
 clean: stop
 	rm -rf var .venv
+
+# -- claims: the Sécurité sociale (NOEMIE) feed -------------------------------------------------
+.PHONY: import-reimbursements demo-reimbursements
+import-reimbursements:
+	@test -n "$(FILE)" || { echo "usage: make import-reimbursements FILE=noemie.csv"; exit 2; }
+	@source $(LOCAL)/env.sh && CLAIMS_DATABASE_URL="$${CLAIMS_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/claims}" \
+		$(PY) -m claims.entrypoints.cli import-reimbursements "$(FILE)"
+
+# A realistic feed for the demo members (var/demo-reimbursements.csv), then imported.
+demo-reimbursements:
+	@mkdir -p var && $(PY) -m claims.entrypoints.cli demo-reimbursements var/demo-reimbursements.csv \
+		--members $(LOCAL)/demo-members.csv $(if $(LINES),--lines $(LINES))
+	@$(MAKE) --no-print-directory import-reimbursements FILE=var/demo-reimbursements.csv

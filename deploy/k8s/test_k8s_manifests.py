@@ -7,6 +7,7 @@ the last tests also render the overlays when `kustomize` (or `kubectl`) is on th
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import json
 import os
@@ -24,6 +25,7 @@ from gateway.config import GatewaySettings
 from identity.config import IdentitySettings
 from notifications.config import NotificationsSettings
 from shared.contracts import topics
+from shared.platform.db import apply_migrations
 
 K8S = Path(__file__).resolve().parent
 REPO = K8S.parents[1]
@@ -36,6 +38,8 @@ SERVICES = {  # name -> (env prefix, port, settings class)
     "documents": ("DOCUMENTS_", 8003, DocumentsSettings),
     "claims": ("CLAIMS_", 8004, ClaimsSettings),
 }
+WEB_PORT = 8005  # web: the pages, behind the gateway; its settings class lives in web/
+PORTS = {name: port for name, (_, port, _) in SERVICES.items()} | {"web": WEB_PORT}
 WITH_DATABASE = ["identity", "notifications", "documents", "claims"]
 APP_NAMESPACE = "espace"
 
@@ -88,11 +92,11 @@ def _env(name: str) -> dict[str, dict]:
 # -- every Deployment: hardened, probed, sized ------------------------------------------------
 
 
-def test_the_five_workloads_are_deployed_with_a_service_and_a_disruption_budget():
-    assert set(DEPLOYMENTS) == set(SERVICES)
+def test_every_workload_is_deployed_with_a_service_and_a_disruption_budget():
+    assert set(DEPLOYMENTS) == set(PORTS)
     services = _of_kind("Service")
     budgets = _of_kind("PodDisruptionBudget")
-    for name, (_, port, _) in SERVICES.items():
+    for name, port in PORTS.items():
         pod_labels = DEPLOYMENTS[name]["spec"]["template"]["metadata"]["labels"]
         service = services[name]
         assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
@@ -102,7 +106,7 @@ def test_the_five_workloads_are_deployed_with_a_service_and_a_disruption_budget(
         assert _selects(DEPLOYMENTS[name]["spec"]["selector"]["matchLabels"], pod_labels)
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(PORTS))
 def test_containers_run_unprivileged_on_a_read_only_root_filesystem(name):
     pod = DEPLOYMENTS[name]["spec"]["template"]["spec"]
     pod_sc = pod.get("securityContext", {})
@@ -123,14 +127,14 @@ def test_containers_run_unprivileged_on_a_read_only_root_filesystem(name):
         assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(PORTS))
 def test_service_links_are_off_or_they_would_overwrite_the_port_setting(name):
     # A Service named `identity` injects IDENTITY_PORT=tcp://10.x.y.z:8001, which
     # IdentitySettings reads as its (integer) port and refuses.
     assert DEPLOYMENTS[name]["spec"]["template"]["spec"].get("enableServiceLinks") is False
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(PORTS))
 def test_tmp_is_a_writable_empty_dir(name):
     pod = DEPLOYMENTS[name]["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -139,18 +143,18 @@ def test_tmp_is_a_writable_empty_dir(name):
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(PORTS))
 def test_probes_use_healthz_for_liveness_and_readyz_for_readiness(name):
     container = _container(name)
     port_names = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert port_names == {"http": SERVICES[name][1]}
+    assert port_names == {"http": PORTS[name]}
     for probe, path in [("livenessProbe", "/healthz"), ("startupProbe", "/healthz"), ("readinessProbe", "/readyz")]:
         get = container[probe]["httpGet"]
         assert get["path"] == path, probe
-        assert port_names.get(get["port"], get["port"]) == SERVICES[name][1], probe
+        assert port_names.get(get["port"], get["port"]) == PORTS[name], probe
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(PORTS))
 def test_resources_have_requests_and_limits_within_them(name):
     resources = _container(name)["resources"]
     for kind in ("cpu", "memory"):
@@ -169,16 +173,19 @@ def test_identity_memory_limit_leaves_room_for_one_argon2_hash_per_hashing_threa
     assert workers["resource"] == "limits.cpu" and workers["containerName"] == "identity"
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(PORTS))
 def test_images_are_ours_and_untagged_in_the_base(name):
     assert _container(name)["image"] == f"espace/{name}", "the overlays set registry and tag"
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
-def test_container_port_is_the_one_the_dockerfile_exposes(name):
-    dockerfile = REPO / ("gateway" if name == "gateway" else f"services/{name}") / "Dockerfile"
-    exposed = re.findall(r"^EXPOSE\s+(\d+)", dockerfile.read_text(encoding="utf-8"), re.M)
-    assert exposed == [str(SERVICES[name][1])]
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_container_port_is_the_one_the_image_is_built_for(name):
+    # One Dockerfile for every image (SERVICE and PORT build arguments): docker-compose.yml
+    # holds the arguments each image is built with, and the port must be the same here.
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    args = compose["services"][name]["build"]["args"]
+    assert args["SERVICE"] == name
+    assert int(args["PORT"]) == PORTS[name] == _container(name)["ports"][0]["containerPort"]
 
 
 # -- configuration: names the services read, values that exist --------------------------------
@@ -215,7 +222,7 @@ def test_every_config_map_key_used_is_in_config_env():
 
 
 def test_shared_config_points_at_the_strimzi_bootstrap_and_identity():
-    assert CONFIG["KAFKA_BOOTSTRAP"] == "espace-kafka-bootstrap:9092"
+    assert CONFIG["KAFKA_BOOTSTRAP"] == "espace-kafka-bootstrap:9093"
     assert CONFIG["IDENTITY_URL"] == "http://identity:8001"
     for name in ["notifications", "documents", "claims", "gateway"]:
         assert _env(name)[f"{SERVICES[name][0]}IDENTITY_URL"]["valueFrom"]["configMapKeyRef"]["key"] == "IDENTITY_URL"
@@ -254,11 +261,14 @@ def test_secret_settings_come_from_secrets_never_from_values():
                 assert "secretKeyRef" in env[var].get("valueFrom", {}), f"{name}: {var}"
     refs = {
         e["valueFrom"]["secretKeyRef"]["name"]
-        for n in SERVICES
+        for n in PORTS
         for e in _env(n).values()
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    expected = {f"{n}-db-app" for n in WITH_DATABASE} | {"gateway-secrets", "notifications-smtp", "identity-secrets"}
+    # <svc>-db-app: made by CloudNativePG; <svc> (the KafkaUser's): made by Strimzi; the others
+    # by ops (README.md, "Secrets to create").
+    made_by_operators = {f"{n}-db-app" for n in WITH_DATABASE} | set(WITH_DATABASE)
+    expected = made_by_operators | {"gateway-secrets", "notifications-smtp", "identity-secrets", "web-secrets"}
     assert refs == expected
 
 
@@ -391,14 +401,14 @@ def test_everything_is_denied_by_default_in_both_directions():
     assert not can_connect(_app("gateway"), INTERNET, 443)
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("name", sorted(PORTS))
 def test_every_deployment_is_selected_by_a_policy_that_admits_its_port_and_dns(name):
     pod = _app(name)
     own = [p for p in POLICIES if p["spec"]["podSelector"] != {} and _selects(p["spec"]["podSelector"], pod.labels)]
     assert own, f"no NetworkPolicy selects {name}"
     assert any(
-        _port_matches(rule, SERVICES[name][1], "TCP") for p in own for rule in p["spec"].get("ingress", [])
-    ), f"no ingress rule for {name}:{SERVICES[name][1]}"
+        _port_matches(rule, PORTS[name], "TCP") for p in own for rule in p["spec"].get("ingress", [])
+    ), f"no ingress rule for {name}:{PORTS[name]}"
     assert can_connect(pod, KUBE_DNS, 53, "UDP") and can_connect(pod, KUBE_DNS, 53, "TCP")
 
 
@@ -415,7 +425,7 @@ def test_the_gateway_reaches_each_service_on_its_port_only(name):
     assert can_connect(_app("gateway"), _app(name), port)
     assert not can_connect(_app("gateway"), _app(name), 9999)
     assert not can_connect(_app("gateway"), _db(name), 5432)
-    assert not can_connect(_app("gateway"), KAFKA, 9092)
+    assert not can_connect(_app("gateway"), KAFKA, 9093)
 
 
 @pytest.mark.parametrize("name", ["gateway", "notifications", "documents", "claims"])
@@ -425,7 +435,7 @@ def test_every_service_reaches_identity_for_the_jwks(name):
 
 @pytest.mark.parametrize("name", WITH_DATABASE)
 def test_services_reach_kafka_and_their_own_database_and_nothing_else(name):
-    assert can_connect(_app(name), KAFKA, 9092)
+    assert can_connect(_app(name), KAFKA, 9093)
     assert can_connect(_app(name), _db(name), 5432)
     for other in WITH_DATABASE:
         if other != name:
@@ -488,6 +498,144 @@ def test_one_cloudnativepg_cluster_per_service_database():
         assert cluster["spec"].get("enableSuperuserAccess") is False
 
 
+# -- migrations, sizing, Kafka users and their ACLs, backups ------------------------------------
+
+
+def test_migrations_cannot_run_twice_at_once_and_rollouts_keep_the_old_version_serving():
+    # Every replica applies its migrations at start (shared.platform.db.apply_migrations) under
+    # one PostgreSQL advisory lock: replicas starting together wait for each other, and the
+    # ones after the first find nothing to do.
+    source = inspect.getsource(apply_migrations)
+    assert "pg_advisory_lock(" in source and "pg_advisory_unlock(" in source
+    readme = (K8S / "README.md").read_text(encoding="utf-8")
+    assert "backward compatible" in readme, "the rolling-update story for migrations is told"
+    for name in WITH_DATABASE:
+        strategy = DEPLOYMENTS[name]["spec"]["strategy"]
+        # The new version migrates while the old one still serves: never fewer pods than asked.
+        assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0, name
+        assert "advisory lock" in (BASE / "databases.yaml").read_text(encoding="utf-8")
+
+
+# Measured: each Python service idles at 105-130 MB RSS, the gateway at ~70 MiB (85 MiB
+# streaming an upload), Kafka at 360 MB (make run, issue notes; make bench).
+IDLE_RSS = {"gateway": 85 * 2**20, "kafka": 360 * 10**6} | {name: 130 * 10**6 for name in [*WITH_DATABASE, "web"]}
+
+
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_memory_requests_and_limits_are_above_the_measured_figures_and_say_so(name):
+    resources = _container(name)["resources"]
+    assert _quantity(resources["requests"]["memory"]) >= 1.2 * IDLE_RSS[name]
+    assert _quantity(resources["limits"]["memory"]) >= 2 * IDLE_RSS[name]
+    text = (BASE / f"{name}.yaml").read_text(encoding="utf-8")
+    comment = text[text.index("          resources:") :].split("requests:")[0]
+    assert "Measured" in comment and re.search(r"\d+ ?(MB|MiB)", comment), f"{name}: the figure behind the sizing"
+
+
+def test_kafka_nodes_are_sized_above_kafkas_measured_footprint():
+    (pool,) = _of_kind("KafkaNodePool", _docs(K8S / "components/kafka-cluster/kafka.yaml")).values()
+    assert _quantity(pool["spec"]["resources"]["requests"]["memory"]) >= 2 * IDLE_RSS["kafka"]
+    assert "Measured" in (K8S / "components/kafka-cluster/kafka.yaml").read_text(encoding="utf-8")
+
+
+# What each service may do on Kafka: (reads, writes). Health data (claims.claims.v1) is read by
+# documents and notifications only; each writes its own topic and the .dlq of what it reads.
+ACL_MATRIX = {
+    "identity": (set(), {topics.IDENTITY_MEMBERS}),
+    "notifications": (
+        {topics.IDENTITY_MEMBERS, topics.DOCUMENTS_DOCUMENTS, topics.CLAIMS_CLAIMS},
+        {topics.NOTIFICATIONS_DELIVERIES},
+    ),
+    "claims": ({topics.IDENTITY_MEMBERS, topics.DOCUMENTS_DOCUMENTS}, {topics.CLAIMS_CLAIMS}),
+    "documents": ({topics.IDENTITY_MEMBERS, topics.CLAIMS_CLAIMS}, {topics.DOCUMENTS_DOCUMENTS}),
+}
+
+
+def _acls(user: dict) -> tuple[set[str], set[str], set[str]]:
+    reads, writes, groups = set(), set(), set()
+    for acl in user["spec"]["authorization"]["acls"]:
+        resource, ops = acl["resource"], set(acl["operations"])
+        assert resource.get("patternType", "literal") == "literal", "no prefix or wildcard grants"
+        assert ops <= {"Read", "Write", "Describe"}, ops
+        if resource["type"] == "topic":
+            (reads if "Read" in ops else writes).add(resource["name"])
+            assert not ("Read" in ops and "Write" in ops), "a grant reads or writes, not both"
+        elif resource["type"] == "group":
+            groups.add(resource["name"])
+        else:
+            raise AssertionError(f"unexpected ACL resource {resource}")
+    return reads, writes, groups
+
+
+def test_each_service_has_a_kafka_user_that_reads_and_writes_only_its_own_topics():
+    users = _of_kind("KafkaUser")
+    assert set(users) == set(ACL_MATRIX)
+    for name, (reads, writes) in ACL_MATRIX.items():
+        user = users[name]
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "espace"
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        got_reads, got_writes, groups = _acls(user)
+        assert got_reads == reads, name
+        assert got_writes == writes | {topics.dead_letter(t) for t in reads}, name
+        assert groups == ({name} if reads else set()), "its own consumer group (group_id = the service name)"
+        env = _env(name)
+        prefix = SERVICES[name][0]
+        assert env[f"{prefix}KAFKA_SASL_USERNAME"]["value"] == name
+        assert env[f"{prefix}KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": name, "key": "password"}
+
+
+def test_health_data_is_readable_by_documents_and_notifications_only():
+    readers = {name for name, (reads, _) in ACL_MATRIX.items() if topics.CLAIMS_CLAIMS in reads}
+    assert readers == {"documents", "notifications"}
+    written = [name for name, (_, writes) in ACL_MATRIX.items() if topics.CLAIMS_CLAIMS in writes]
+    assert written == ["claims"]
+
+
+def test_what_each_service_consumes_in_its_code_is_granted_by_its_acls():
+    # The consumers each service's app really wires (ServiceRuntime.consume): topics, group ids.
+    # One process per service: their table models share SQLModel's metadata and cannot all be
+    # imported into one interpreter.
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import importlib, json, sys; runtime = importlib.import_module(sys.argv[1] + '.main').app.state.runtime; "
+        "print(json.dumps([[r.consumer.name, list(r.consumer.topics)] for r in runtime.consumers]))"
+    )
+    for name, (reads, _) in ACL_MATRIX.items():
+        out = subprocess.run([sys.executable, "-c", probe, name], capture_output=True, text=True, check=True, timeout=120)
+        for group, consumed in json.loads(out.stdout.strip().splitlines()[-1]):
+            assert set(consumed) <= reads, f"{name} consumes {set(consumed) - reads} without a grant"
+            assert group == name, "the consumer group the ACL grants"
+
+
+def test_the_kafka_cluster_enforces_the_acls_on_its_only_listener():
+    (kafka,) = _of_kind("Kafka", _docs(K8S / "components/kafka-cluster/kafka.yaml")).values()
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True and listener["authentication"]["type"] == "scram-sha-512"
+    assert CONFIG["KAFKA_BOOTSTRAP"].endswith(f":{listener['port']}")
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
+    assert "userOperator" in kafka["spec"]["entityOperator"]
+
+
+def test_every_topic_sets_its_own_retention():
+    for name, topic in _of_kind("KafkaTopic").items():
+        config = topic["spec"]["config"]
+        assert int(config["retention.ms"]) > 0 and config["cleanup.policy"] == "delete", name
+
+
+def test_every_database_is_backed_up_continuously_and_daily_to_an_object_store():
+    scheduled = {b["spec"]["cluster"]["name"]: b for b in _of_kind("ScheduledBackup").values()}
+    for name, cluster in _of_kind("Cluster").items():
+        backup = cluster["spec"]["backup"]
+        store = backup["barmanObjectStore"]
+        assert store["destinationPath"].startswith(("s3://", "gs://", "https://")), name
+        for key in ("accessKeyId", "secretAccessKey"):
+            assert store["s3Credentials"][key]["name"] == "backup-object-store", "credentials from a Secret"
+        assert backup["retentionPolicy"].endswith("d")
+        assert scheduled[name]["spec"]["method"] == "barmanObjectStore"
+
+
 # -- the overlays, rendered (when a kustomize is at hand) -----------------------------------------
 
 
@@ -514,7 +662,9 @@ def test_production_renders_with_two_replicas_or_more_everywhere():
     docs = _render("production")
     deployments = _of_kind("Deployment", docs)
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in _of_kind("HorizontalPodAutoscaler", docs).values()}
-    assert set(hpas) == {"gateway", "identity"}
+    assert set(hpas) == set(PORTS), "an HPA on CPU for every (stateless) workload"
+    for hpa in hpas.values():
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
     for name, deployment in deployments.items():
         if name in hpas:
             assert "replicas" not in deployment["spec"], f"{name}: the HPA owns the count"
@@ -551,3 +701,29 @@ def _quantity(value: str | int | float) -> float:
 
 def _as_fields(env: dict[str, str], prefix: str) -> dict[str, str]:
     return {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)}
+
+
+# -- metrics component ----------------------------------------------------------------------
+
+
+def test_the_metrics_component_gives_each_workload_its_own_metrics_port_setting_and_scrape_annotations():
+    component = yaml.safe_load((K8S / "components" / "metrics" / "kustomization.yaml").read_text(encoding="utf-8"))
+    patched = {}
+    for patch in component["patches"]:
+        name = patch["target"]["name"]
+        ops = {op["path"]: op["value"] for op in yaml.safe_load(patch["patch"])}
+        patched[name] = ops
+    assert set(patched) == set(SERVICES)
+    [policy] = _docs(K8S / "components" / "metrics" / "networkpolicy.yaml")
+    [rule] = policy["spec"]["ingress"]
+    for name, ops in patched.items():
+        prefix, port, settings_cls = SERVICES[name]
+        env = ops["/spec/template/spec/containers/0/env/-"]
+        assert env["name"] == f"{prefix}METRICS_PORT" and "metrics_port" in settings_cls.model_fields
+        metrics_port = int(env["value"])
+        assert metrics_port != port
+        assert ops["/spec/template/spec/containers/0/ports/-"]["containerPort"] == metrics_port
+        annotations = ops["/spec/template/metadata/annotations"]
+        assert annotations["prometheus.io/port"] == str(metrics_port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert _port_matches(rule, metrics_port, "TCP")

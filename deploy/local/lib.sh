@@ -29,7 +29,8 @@ alive() {
 live_pid() {
   local pidfile=$1 pattern=$2 pid cmd
   [[ -s $pidfile ]] || return 1
-  pid=$(<"$pidfile")
+  # The first line: PostgreSQL's postmaster.pid holds more after it.
+  read -r pid <"$pidfile" || [[ -n ${pid:-} ]] || return 1
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   alive "$pid" || return 1
   if [[ -r /proc/$pid/cmdline ]]; then

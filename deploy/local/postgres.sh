@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster for local runs and tests, from the machine's server binaries.
-#   deploy/local/postgres.sh init|start|stop|status|psql [db] [psql args...]   (status: 0 running, 3 stopped)
+#   deploy/local/postgres.sh init|start|stop [fast|immediate]|status|psql [db] [psql args...]
+#   (status: 0 running, 3 stopped)
 # Listens on 127.0.0.1:$PG_PORT only. Role `espace` (password `espace`, dev only) owns one
 # database per service: postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT/identity
 # Optional: PG_BIN (server binaries), ESPACE_PG_USER (OS user to run as when root),
@@ -208,9 +209,12 @@ start_server() {
   say "ready on 127.0.0.1:$PG_PORT ($((SECONDS - t0))s, data $DATA, user $PG_USER)"
 }
 
+# $1: pg_ctl's shutdown mode, fast by default; immediate is a crash in all but name (the
+# chaos suite's), recovered from the WAL at the next start.
 stop_server() {
-  as_pg "$PG_BIN/pg_ctl" stop -D "$DATA" -m fast -w -t 30 >/dev/null
-  say "stopped"
+  local mode=${1:-fast}
+  as_pg "$PG_BIN/pg_ctl" stop -D "$DATA" -m "$mode" -w -t 30 >/dev/null
+  say "stopped ($mode)"
 }
 
 case "${1:-}" in
@@ -240,7 +244,8 @@ case "${1:-}" in
     # Nothing was ever set up here: nothing to stop (and no user to create).
     [[ -e $ESPACE_VAR/pg ]] || exit 0
     prepare
-    if running; then stop_server; fi
+    case ${2:-fast} in fast | smart | immediate) ;; *) die "stop mode: fast, smart or immediate" ;; esac
+    if running; then stop_server "${2:-fast}"; fi
     ;;
   status)
     [[ -e $ESPACE_VAR/pg ]] && prepare

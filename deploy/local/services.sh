@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The four services and the gateway as local processes (uvicorn), against the infrastructure
 # that infra.sh started (or any given by the environment).
-#   services.sh start|stop|status
+#   services.sh start [name...]|stop|status   (start: all of them, or the ones named, e.g. a
+#   supervisor restarting one; the gateway always after the others)
 # Endpoints: ESPACE_DB_URL_PREFIX (database URL without the database name), KAFKA_BOOTSTRAP,
 # SMTP_HOST/SMTP_PORT; ports: GATEWAY_PORT, IDENTITY_PORT, NOTIFICATIONS_PORT, DOCUMENTS_PORT,
-# CLAIMS_PORT. Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
+# CLAIMS_PORT, WEB_PORT (the web front end, which the gateway serves outside /api/); metrics on each
+# one + 200, or <NAME>_METRICS_PORT. Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,11 +16,13 @@ IDENTITY_PORT="${IDENTITY_PORT:-8001}"
 NOTIFICATIONS_PORT="${NOTIFICATIONS_PORT:-8002}"
 DOCUMENTS_PORT="${DOCUMENTS_PORT:-8003}"
 CLAIMS_PORT="${CLAIMS_PORT:-8004}"
+WEB_PORT="${WEB_PORT:-8005}"
 ESPACE_DB_URL_PREFIX="${ESPACE_DB_URL_PREFIX:-postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT}"
 KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 SMTP_HOST="${SMTP_HOST:-127.0.0.1}"
 PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$GATEWAY_PORT}"
-SERVICES=(identity notifications documents claims)
+# web is started like a service (it needs no database or broker: it calls the gateway per request).
+SERVICES=(identity notifications documents claims web)
 
 port_of() {
   local var="${1^^}_PORT"
@@ -43,7 +47,9 @@ start_one() {
   port_open "$port" && die "port $port (for $name) is taken by another program"
   local prefix="${name^^}"
   default_env "${prefix}_PORT" "$port"
-  if [[ $name != gateway ]]; then
+  # Prometheus metrics on a port of their own (never through the gateway): the service's + 200.
+  default_env "${prefix}_METRICS_PORT" "$((port + 200))"
+  if [[ $name != gateway && $name != web ]]; then
     default_env "${prefix}_DATABASE_URL" "$ESPACE_DB_URL_PREFIX/$name"
     default_env "${prefix}_KAFKA_BOOTSTRAP" "$KAFKA_BOOTSTRAP"
     default_env "${prefix}_IDENTITY_URL" "http://127.0.0.1:$IDENTITY_PORT"
@@ -93,17 +99,29 @@ start() {
   for name in "${SERVICES[@]}"; do
     default_env "GATEWAY_${name^^}_URL" "http://127.0.0.1:$(port_of "$name")"
   done
-  local name
-  for name in "${SERVICES[@]}"; do
+  default_env WEB_GATEWAY_URL "http://127.0.0.1:$GATEWAY_PORT"
+  local name names=("$@") services=() gateway=
+  ((${#names[@]})) || names=("${SERVICES[@]}" gateway)
+  for name in "${names[@]}"; do
+    case " ${SERVICES[*]} gateway " in *" $name "*) ;; *) die "no service named $name" ;; esac
+    if [[ $name == gateway ]]; then gateway=1; else services+=("$name"); fi
+  done
+  for name in "${services[@]}"; do
     start_one "$name" "$name.main:app"
   done
   # The gateway starts last: it reads the services' OpenAPI documents when it starts.
-  for name in "${SERVICES[@]}"; do
+  for name in "${services[@]}"; do
     wait_ready "$name"
   done
-  start_one gateway gateway.main:app
-  wait_ready gateway
-  say "services ready (gateway on http://127.0.0.1:$GATEWAY_PORT)"
+  if [[ -n $gateway ]]; then
+    start_one gateway gateway.main:app
+    wait_ready gateway
+  fi
+  if ((${#names[@]} == ${#SERVICES[@]} + 1)); then
+    say "services ready (member space and API on http://127.0.0.1:$GATEWAY_PORT/)"
+  else
+    say "ready: ${names[*]}"
+  fi
 }
 
 stop() {
@@ -130,7 +148,7 @@ status() {
 }
 
 case "${1:-}" in
-  start) start ;;
+  start) shift; start "$@" ;;
   stop) stop ;;
   status) status ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;

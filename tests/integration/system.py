@@ -32,6 +32,7 @@ TEST_PORTS = {
         "NOTIFICATIONS_PORT": 28002,
         "DOCUMENTS_PORT": 28003,
         "CLAIMS_PORT": 28004,
+        "WEB_PORT": 28005,
         "KAFKA_PORT": 29092,
         "KAFKA_CONTROLLER_PORT": 29093,
         "PG_PORT": 57432,
@@ -47,6 +48,9 @@ TEST_PORTS = {
 # its default, 20/60, which a test checks) and identity's own throttles, not its neighbours' load.
 TEST_SETTINGS = {
     "GATEWAY_RATE_LIMIT_PER_IP": "100000/60",
+    # web renews an access token this long before it expires (900 s): after 5 s here, so the
+    # browser tests go through the transparent refresh instead of waiting a quarter of an hour.
+    "WEB_REFRESH_MARGIN_S": "895",
 }
 
 
@@ -86,6 +90,10 @@ class System:
     @property
     def log_dir(self) -> Path:
         return Path(self.env["ESPACE_VAR"]) / "log"
+
+    def metrics_url(self, service: str) -> str:
+        """Where `service` (or the gateway) serves Prometheus metrics: its port + 200."""
+        return f"http://127.0.0.1:{int(self.env[f'{service.upper()}_PORT']) + 200}/metrics"
 
     def db_url(self, service: str) -> str:
         return f"{self.env['ESPACE_DB_URL_PREFIX']}/{service}"

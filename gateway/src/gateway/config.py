@@ -48,12 +48,17 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # Prometheus metrics on their own port (GATEWAY_METRICS_PORT), not on the public one; unset: none.
+    metrics_port: int | None = None
 
     # Where each service listens. /api/v1/<name>/... goes to <name>_url with the same path.
     identity_url: str = "http://127.0.0.1:8001"
     notifications_url: str = "http://127.0.0.1:8002"
     documents_url: str = "http://127.0.0.1:8003"
     claims_url: str = "http://127.0.0.1:8004"
+    # The web front end: every path outside /api/ and the gateway's own goes there. Empty: off
+    # (those paths then answer 404 as before).
+    web_url: str | None = "http://127.0.0.1:8005"
     # Defaults to identity_url + the JWKS path.
     jwks_url: str | None = None
 

@@ -193,7 +193,8 @@ class Proxy:
                 return
         has_body = declared > 0 or transfer_encoding is not None
 
-        # 2. Token, unless the route is public. The header is still forwarded: services verify too.
+        # 2. Token, unless the route is public: an agent's on back-office routes, a member's on
+        # every other one. The header is still forwarded: services verify too.
         if not match.public:
             try:
                 scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")

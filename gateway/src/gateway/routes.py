@@ -23,6 +23,9 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/identity/password-resets"),
         ("POST", "/api/v1/identity/password-resets/confirm"),
         ("POST", "/api/v1/identity/email-changes/confirm"),
+        ("POST", "/api/v1/identity/agent-passwords"),
+        ("POST", "/api/v1/identity/agent-sessions"),
+        ("POST", "/api/v1/identity/agent-sessions/refresh"),
         ("GET", "/api/v1/identity/.well-known/jwks.json"),
         ("HEAD", "/api/v1/identity/.well-known/jwks.json"),
     }
@@ -50,6 +53,10 @@ RATE_LIMITED: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/api/v1/identity/sessions"): ("identifier", "membership_number"),
     ("POST", "/api/v1/identity/sessions/refresh"): ("refresh_token",),
     ("POST", "/api/v1/identity/password-resets"): ("identifier", "membership_number", "email"),
+    # Management-centre agents: the same limits as the members' log-in.
+    ("POST", "/api/v1/identity/agent-passwords"): ("token",),
+    ("POST", "/api/v1/identity/agent-sessions"): ("email",),
+    ("POST", "/api/v1/identity/agent-sessions/refresh"): ("refresh_token",),
 }
 
 # Services whose routes carry files: bigger body cap, longer timeout.
@@ -66,6 +73,11 @@ class Upstream:
     timeout: ClientTimeout
     # Pre-encoded, used on every request.
     host_header: str
+
+
+# /api/v1/<service>/backoffice/...: management-centre routes, for agent tokens only; every other
+# protected route is for member tokens only.
+BACKOFFICE_SEGMENT = "backoffice"
 
 
 @dataclass(frozen=True)

@@ -221,6 +221,8 @@ class Services:
             "openapi_refresh_s": 60.0,
             "openapi_retry_s": 0.2,
             "cors_origins": ["https://espace.example"],
+            # No web front end unless a test starts one (test_gateway_web.py).
+            "web_url": None,
         }
         values.update(overrides)
         return GatewaySettings(**values)

@@ -3,20 +3,24 @@
 from importlib.resources import files
 
 from claims.config import ClaimsSettings
-from claims.entrypoints import http
+from claims.domain.plans import PlanCatalog
+from claims.entrypoints import http, http_backoffice
 from claims.entrypoints.consumers import build_consumer
 from shared.platform.app import ServiceRuntime
 
 
 def create_app():
     settings = ClaimsSettings()
+    catalog = PlanCatalog.load()  # a bad plan file stops the start, with its line and reason
     runtime = ServiceRuntime(settings, migrations=files("claims") / "migrations")
     runtime.consume(build_consumer())
-    return runtime.create_app(
+    app = runtime.create_app(
         title="Espace — claims",
         description="Guarantees, claims, reimbursements and the health professionals directory.",
-        routers=[http.router],
+        routers=[http.router, http_backoffice.router],
     )
+    app.state.catalog = catalog
+    return app
 
 
 app = create_app()

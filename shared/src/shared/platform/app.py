@@ -8,9 +8,11 @@ service has the same shape and the same start-up, health, errors, logs and trace
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version as package_version
 from importlib.resources.abc import Traversable
 from typing import Annotated, Any
 
@@ -18,14 +20,17 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from shared.platform.asyncapi import declare_publishers
+from shared.platform.asyncapi import document as asyncapi_document
 from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier, current_agent, current_member
 from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
 from shared.platform.health import health_router
 from shared.platform.logging import setup_logging
+from shared.platform.metrics import MetricsServer
 from shared.platform.messaging import ConsumerRunner, EventConsumer, make_broker
 from shared.platform.outbox import OutboxRelay
 from shared.platform.problems import document_problems, install_problem_handlers
-from shared.platform.request_context import RequestContextMiddleware
+from shared.platform.request_context import FASTAPI_TELEMETRY_OFF, RequestContextMiddleware
 from shared.platform.settings import ServiceSettings
 from shared.platform.telemetry import setup_telemetry
 
@@ -47,10 +52,24 @@ class ServiceRuntime:
         self.settings = settings
         self.migrations = migrations
         self.db = Database(settings.database_url.get_secret_value())
-        self.broker = make_broker(settings.kafka_bootstrap, settings.service_name)
+        self.broker = make_broker(
+            settings.kafka_bootstrap,
+            settings.service_name,
+            sasl_username=settings.kafka_sasl_username,
+            sasl_password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
+            ca_file=settings.kafka_ca_file,
+        )
+        # The outbox relay publishes, not a FastStream publisher: declare what it sends, so the
+        # broker's AsyncAPI document says it (shared.platform.asyncapi).
+        declare_publishers(self.broker, settings.service_name)
         self.relay = OutboxRelay(self.db, self.broker, poll_seconds=settings.outbox_poll_seconds)
         self.verifier = TokenVerifier(key_source or JwksKeySource(settings.identity_url + JWKS_PATH))
         self.consumers: list[ConsumerRunner] = []
+        self.metrics = (
+            MetricsServer(settings.host, settings.metrics_port, refreshers=[self.relay.refresh_metrics])
+            if settings.metrics_port
+            else None
+        )
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
 
@@ -62,7 +81,11 @@ class ServiceRuntime:
                 db=self.db,
                 max_attempts=self.settings.consumer_max_attempts,
                 retry_base_seconds=self.settings.consumer_retry_base_seconds,
+                batch_size=self.settings.consumer_batch_size,
+                batch_wait_ms=self.settings.consumer_batch_wait_ms,
+                fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
                 after_commit=after_commit,
+                crash_after_transaction_file=self.settings.consumer_crash_after_transaction_file,
             )
         )
 
@@ -82,6 +105,8 @@ class ServiceRuntime:
         await apply_migrations(self.db.url, ("platform", PLATFORM_MIGRATIONS), (self.settings.service_name, self.migrations))
         await self._start_broker()
         await self.relay.start()
+        if self.metrics is not None:
+            await self.metrics.start()
         for hook in self._startup:
             await hook()
         log.info("service started", extra={"port": self.settings.port})
@@ -90,6 +115,8 @@ class ServiceRuntime:
         finally:
             for hook in reversed(self._shutdown):
                 await hook()
+            if self.metrics is not None:
+                await self.metrics.stop()
             await self.relay.stop()
             await self.broker.stop()
             await self.db.dispose()
@@ -106,9 +133,21 @@ class ServiceRuntime:
                 await self.broker.stop()
                 await asyncio.sleep(1.0)
 
-    def create_app(self, *, title: str, description: str, routers: list[APIRouter], version: str = "1.0.0") -> FastAPI:
-        app = FastAPI(title=title, description=description, version=version, lifespan=self.lifespan)
+    def create_app(self, *, title: str, description: str, routers: list[APIRouter], version: str | None = None) -> FastAPI:
+        # Each service is released on its own: its version is its package's (pyproject.toml).
+        version = version or package_version(f"espace-{self.settings.service_name}")
+        app = FastAPI(
+            title=title, description=description, version=version, lifespan=self.lifespan,
+            telemetry=FASTAPI_TELEMETRY_OFF,
+        )
         app.state.runtime = self
+        app.state.asyncapi = functools.cache(lambda: asyncapi_document(self, title=title, version=version))
+
+        # Internal, like /healthz: the gateway forwards only /api/ to the services.
+        @app.get("/asyncapi.json", include_in_schema=False)
+        async def asyncapi() -> dict[str, Any]:
+            return app.state.asyncapi()
+
         install_problem_handlers(app)
         app.include_router(health_router({"database": self.db.ping}, informational={"kafka": self.broker_ready}))
         for router in routers:

@@ -25,12 +25,29 @@ class ServiceSettings(BaseSettings):
     port: int
     database_url: SecretStr
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # SCRAM-SHA-512 over TLS when a username is set (Kubernetes: the service's KafkaUser, whose
+    # ACLs limit it to its own topics); plain otherwise (the local stack).
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ca_file: str | None = None  # the Kafka cluster's CA (PEM); the system's CAs when unset
     identity_url: str = "http://127.0.0.1:8001"
     log_level: str = "INFO"
     # Polling is only the safety net: LISTEN/NOTIFY wakes the relay at once.
     outbox_poll_seconds: float = 1.0
     consumer_max_attempts: int = 5
     consumer_retry_base_seconds: float = 0.2
+    # A consumer takes up to this many events at once (one transaction, one offset commit)...
+    consumer_batch_size: int = 500
+    # ...and the broker holds a fetch until it has this many bytes or this long passed: under
+    # load, batches of several events (one transaction, one commit) instead of one each, for at
+    # most this much latency per hop.
+    consumer_batch_wait_ms: int = 150
+    consumer_fetch_min_bytes: int = 16384
+    # Test hook (never set in production): when this file exists, a consumer exits like kill -9
+    # right after a batch's transaction committed and before its offsets are.
+    consumer_crash_after_transaction_file: str | None = None
+    # Prometheus metrics on their own port (<SVC>_METRICS_PORT); unset: not served.
+    metrics_port: int | None = None
 
     def secrets_to_check(self) -> dict[str, SecretStr]:
         return {"database_url": self.database_url}

@@ -134,10 +134,13 @@ async def _locked_throttle(session, key: bytes) -> LoginThrottle:
     return (await session.exec(select(LoginThrottle).where(LoginThrottle.key_hash == key).with_for_update())).one()
 
 
-async def throttle_gate(identity: Identity, key: bytes) -> None:
+async def throttle_gate(identity: Identity, key: bytes, then=None):
     """Raise 429 while the key is blocked; otherwise count this attempt as a failure up front
-    (so parallel guesses are counted as they start). `throttle_passed` takes it back."""
+    (so parallel guesses are counted as they start). `throttle_passed` takes it back.
+    `then(session)`, when given, runs in the same transaction once the attempt is let through
+    (the log-in's account lookup: one transaction less per log-in); its result is returned."""
     now = _now()
+    result = None
     async with identity.db.transaction() as session:
         row = await _locked_throttle(session, key)
         state = _state(row)
@@ -145,8 +148,11 @@ async def throttle_gate(identity: Identity, key: bytes) -> None:
         if not wait:
             _store(row, login_throttle.record_failure(throttle_policy(identity), state, now))
             session.add(row)
+            if then is not None:
+                result = await then(session)
     if wait:
         raise too_many_attempts(wait, hint="Si vous avez oublié votre mot de passe, vous pouvez le réinitialiser.")
+    return result
 
 
 async def throttle_passed(session, key: bytes) -> None:
@@ -185,9 +191,9 @@ async def log_in(identity: Identity, identifier: str, password: str) -> SessionT
     identifier: the same 429 whether it exists or not, with no password check at all."""
     identifier = identifier.strip()
     key = throttle_key(identity, LOGIN_SCOPE, identifier)
-    await throttle_gate(identity, key)
-    async with identity.db.transaction() as session:
-        rows = (
+
+    async def accounts(session):
+        return (
             await session.exec(
                 select(Account, Member)
                 .join(Member, Member.id == Account.member_id)
@@ -196,6 +202,8 @@ async def log_in(identity: Identity, identifier: str, password: str) -> SessionT
                 .limit(5)
             )
         ).all()
+
+    rows = await throttle_gate(identity, key, then=accounts)
     if not rows:
         await identity.hasher.verify_dummy(password)
         raise INVALID_CREDENTIALS

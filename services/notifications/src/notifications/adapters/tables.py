@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
 
 
@@ -32,3 +32,20 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = _tz()
     sent_at: datetime | None = _tz(nullable=True)
     correlation_id: str | None = None
+    trace_headers: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Recipient(SQLModel, table=True):
+    """A member's account as identity's events describe it (migrations/0004)."""
+
+    __tablename__ = "recipients"
+
+    member_id: uuid.UUID = Field(primary_key=True)
+    account_id: uuid.UUID | None = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    activated: bool = False
+    paperless: bool = True
+    reimbursement_alerts: bool = True
+    updated_at: datetime = _tz()

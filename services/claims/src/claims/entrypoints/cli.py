@@ -1,0 +1,78 @@
+"""claims's command line.
+
+    claims import-reimbursements FILE.csv     the Sécu (NOEMIE) feed: valued, settled, announced
+    claims demo-reimbursements OUT.csv [...]  writes a realistic feed for the demo members (and N synthetic ones)
+    claims check-plans                        loads and validates the plan files
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+
+from claims.config import ClaimsSettings
+from claims.domain.plans import PlanCatalog, PlanFileError
+from claims.service_layer import noemie
+from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
+
+
+async def _import(path: Path) -> noemie.ImportReport:
+    settings = ClaimsSettings()
+    catalog = PlanCatalog.load()
+    db = Database(settings.database_url.get_secret_value(), pool_size=1)
+    try:
+        await apply_migrations(db.url, ("platform", PLATFORM_MIGRATIONS), ("claims", files("claims") / "migrations"))
+        # The running service's outbox relay publishes the events (woken by NOTIFY).
+        return await noemie.import_file(db, catalog, path)
+    finally:
+        await db.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="claims")
+    commands = parser.add_subparsers(dest="command", required=True)
+    importer = commands.add_parser("import-reimbursements", help="import a NOEMIE CSV file")
+    importer.add_argument("file", type=Path)
+    demo = commands.add_parser("demo-reimbursements", help="write a demo NOEMIE CSV file")
+    demo.add_argument("out", type=Path)
+    demo.add_argument("--members", type=Path, default=Path("deploy/local/demo-members.csv"))
+    demo.add_argument("--synthetic-members", type=Path, help="also write N synthetic members to this CSV (for identity)")
+    demo.add_argument("--synthetic", type=int, default=0, help="how many synthetic members")
+    demo.add_argument("--lines", type=int, default=0, help="total lines (default: about 5 per member)")
+    demo.add_argument("--heavy", type=int, default=0, help="lines for the first member alone (a long history)")
+    demo.add_argument("--seed", type=int, default=2026)
+    commands.add_parser("check-plans", help="validate the plan files")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "import-reimbursements":
+            started = time.perf_counter()
+            report = asyncio.run(_import(args.file))
+            for problem in report.problems[:200]:
+                print(problem, file=sys.stderr)
+            if len(report.problems) > 200:
+                print(f"… {len(report.problems) - 200} more", file=sys.stderr)
+            elapsed = time.perf_counter() - started
+            print(f"{report.summary()} in {elapsed:.1f} s")
+        elif args.command == "demo-reimbursements":
+            from claims.entrypoints import demo_feed
+
+            count = demo_feed.write(args)
+            print(f"{count} line(s) written to {args.out}")
+        else:
+            catalog = PlanCatalog.load()
+            print(f"{len(catalog.plans)} plan version(s) valid: {', '.join(f'{c}-{y}' for c, y in sorted(catalog.plans))}")
+    except PlanFileError as exc:
+        print(f"plan file refused: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"{args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""The member space's pages, by area: identity (registration, log-in, links), the space
+(dashboard, profile), claims, documents and the directory."""
