@@ -7,7 +7,7 @@ from documents.adapters.antivirus import ClamdScanner
 from documents.adapters.pdf import PdfRenderer
 from documents.adapters.storage import build_storage
 from documents.config import DocumentsSettings
-from documents.entrypoints import http, http_backoffice
+from documents.entrypoints import http, http_backoffice, http_messages
 from documents.entrypoints.consumers import build_consumer
 from documents.service_layer import scanning
 from documents.service_layer.context import Documents
@@ -46,7 +46,7 @@ def create_app():
         title="Espace — documents",
         description="Invoice upload with antivirus, statements and letters as PDFs, download links, "
         "the tiers-payant card, messages to the management centre.",
-        routers=[http.router, http_backoffice.router, http.documents_router],
+        routers=[http.router, http_messages.router, http_backoffice.router, http_messages.backoffice, http.documents_router],
     )
     app.state.documents = docs
     return app

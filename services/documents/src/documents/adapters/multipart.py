@@ -86,6 +86,8 @@ async def parse_streamed_form(
     max_request_bytes: int,
 ) -> StreamedForm:
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type == b"application/x-www-form-urlencoded":
+        return await _urlencoded(request)
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise not_multipart()
@@ -223,6 +225,22 @@ async def parse_streamed_form(
         raise ProblemError(400, "malformed_multipart", "Formulaire illisible",
                            "Le formulaire envoyé est incomplet ou mal formé.")
     return form
+
+
+async def _urlencoded(request: Request) -> StreamedForm:
+    """A form without files (a message with no attachment), as browsers send it."""
+    from urllib.parse import parse_qsl
+
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > 4 * MAX_FIELD_BYTES:
+            raise ProblemError(413, "field_too_large", "Champ trop long", "Le formulaire envoyé est trop long.")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProblemError(400, "malformed_form", "Formulaire illisible", "Le formulaire envoyé est mal formé.") from exc
+    return StreamedForm(fields=dict(pairs))
 
 
 def remove_quietly(path: Path) -> None:

@@ -1,10 +1,10 @@
 """The events documents reacts to: identity's members (projection, card) and claims' claims
 (submission status, statements, disputes)."""
 
-from documents.service_layer import cards, members, statements
+from documents.service_layer import cards, members, messages, statements
 from documents.service_layer.context import Documents
 from shared.contracts import topics
-from shared.contracts.claims import ClaimReceived, ClaimRejected, ClaimSettled
+from shared.contracts.claims import ClaimReceived, ClaimRejected, ClaimSettled, ReimbursementDisputed
 from shared.contracts.identity import (
     CommunicationPreferencesChanged,
     MemberEnrolled,
@@ -48,5 +48,9 @@ def build_consumer(docs: Documents) -> EventConsumer:
     @consumer.on(ClaimRejected)
     async def claim_rejected(ctx: HandlerContext, event: ClaimRejected) -> None:
         await statements.claim_rejected(ctx.session, event)
+
+    @consumer.on(ReimbursementDisputed)
+    async def reimbursement_disputed(ctx: HandlerContext, event: ReimbursementDisputed) -> None:
+        await messages.dispute_opened(ctx.session, event)
 
     return consumer
