@@ -6,13 +6,14 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LOCAL := deploy/local
 PY := .venv/bin/python
 
-.PHONY: help setup run stop test test-unit test-integration import-members mail bench clean
+.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean
 
 help:
 	@echo "make run                      start everything with demo data (Ctrl-C stops)"
 	@echo "make stop                     stop what 'make run' started"
 	@echo "make test                     every test, unit and integration (starts what it needs)"
 	@echo "make import-members FILE=x.csv  upsert members into the running system"
+	@echo "make create-agent EMAIL=… NAME=…  a back-office agent; prints its one-time password link"
 	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
 	@echo "make bench                    load figures (starts its own system on bench ports)"
 	@echo "make clean                    remove local state (var/) and the virtual environment"
@@ -43,6 +44,14 @@ import-members:
 	@test -n "$(FILE)" || { echo "usage: make import-members FILE=members.csv"; exit 2; }
 	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
 		$(PY) -m identity.entrypoints.cli import-members "$(FILE)"
+
+# A management-centre agent: prints the one-time link where the agent sets a password and
+# enrols the second factor (TOTP). Run again for an existing e-mail: a new link.
+create-agent:
+	@test -n "$(EMAIL)" -a -n "$(NAME)" || { echo "usage: make create-agent EMAIL=agent@example.org NAME='Prénom Nom'"; exit 2; }
+	@source $(LOCAL)/env.sh && IDENTITY_DATABASE_URL="$${IDENTITY_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/identity}" \
+		IDENTITY_PUBLIC_BASE_URL="$${IDENTITY_PUBLIC_BASE_URL:-$${PUBLIC_BASE_URL:-http://127.0.0.1:$${GATEWAY_PORT:-8000}}}" \
+		$(PY) -m identity.entrypoints.cli create-agent --email "$(EMAIL)" --name "$(NAME)"
 
 mail:
 	@source $(LOCAL)/env.sh && $(PY) $(LOCAL)/last_mail.py

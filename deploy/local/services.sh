@@ -4,7 +4,8 @@
 #   services.sh start|stop|status
 # Endpoints: ESPACE_DB_URL_PREFIX (database URL without the database name), KAFKA_BOOTSTRAP,
 # SMTP_HOST/SMTP_PORT; ports: GATEWAY_PORT, IDENTITY_PORT, NOTIFICATIONS_PORT, DOCUMENTS_PORT,
-# CLAIMS_PORT, WEB_PORT (the web front end, which the gateway serves outside /api/). Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
+# CLAIMS_PORT (metrics on each one + 200, or <NAME>_METRICS_PORT), WEB_PORT (the web front end, which the
+# gateway serves outside /api/). Each service's own IDENTITY_*/NOTIFICATIONS_*/... variables still win.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -44,6 +45,8 @@ start_one() {
   port_open "$port" && die "port $port (for $name) is taken by another program"
   local prefix="${name^^}"
   default_env "${prefix}_PORT" "$port"
+  # Prometheus metrics on a port of their own (never through the gateway): the service's + 200.
+  default_env "${prefix}_METRICS_PORT" "$((port + 200))"
   if [[ $name != gateway && $name != web ]]; then
     default_env "${prefix}_DATABASE_URL" "$ESPACE_DB_URL_PREFIX/$name"
     default_env "${prefix}_KAFKA_BOOTSTRAP" "$KAFKA_BOOTSTRAP"

@@ -39,9 +39,25 @@ def signing_key_env(folder: Path) -> dict[str, str]:
     return {"IDENTITY_JWT_PRIVATE_KEY_FILES": json.dumps([str(path)])}
 
 
+def platform_test_env(folder: Path) -> dict[str, str]:
+    """The platform tests' hooks: a file whose presence makes notifications' consumer exit right
+    after a batch's transaction and before its offset commit; spans exported within 0.5 s."""
+    return {
+        "NOTIFICATIONS_CONSUMER_CRASH_AFTER_TRANSACTION_FILE": str(folder / "crash-notifications-consumer"),
+        "OTEL_BSP_SCHEDULE_DELAY": "500",
+    }
+
+
 @pytest.fixture(scope="session")
-def system(tmp_path_factory) -> Iterator[System]:
-    running = System.start(extra_env=signing_key_env(tmp_path_factory.mktemp("keys")))
+def hooks_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hooks")
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory, hooks_dir) -> Iterator[System]:
+    running = System.start(
+        extra_env={**signing_key_env(tmp_path_factory.mktemp("keys")), **platform_test_env(hooks_dir)}
+    )
     try:
         yield running
     finally:
@@ -156,3 +172,98 @@ def activation_token(message: EmailMessage) -> str:
     marker = "/activation?token="
     start = body.index(marker) + len(marker)
     return body[start:].split()[0]
+
+
+# -- management-centre agents -------------------------------------------------------------------
+
+AGENT_PASSWORD = "Back-Office-2026!ok"
+
+
+def run_create_agent(system: System, email: str, name: str) -> str:
+    """`make create-agent`'s command against the running system; returns the one-time link."""
+    env = {**os.environ, "IDENTITY_DATABASE_URL": system.db_url("identity"), "IDENTITY_PUBLIC_BASE_URL": system.gateway_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "identity.entrypoints.cli", "create-agent", "--email", email, "--name", name],
+        env=env, cwd=ROOT, check=True, capture_output=True, text=True, timeout=60,
+    )
+    return next(line for line in result.stdout.splitlines() if "/agent/mot-de-passe?token=" in line).strip()
+
+
+def link_token(link: str) -> str:
+    return link.split("token=", 1)[1]
+
+
+def totp_now(secret: str, *, after: float | None = None) -> str:
+    """The authenticator's code. A code serves once: pass `after` (the time of the last code
+    used) to wait for the next 30-second step."""
+    from identity.domain import totp
+
+    now = time.time()
+    if after is not None and totp.step_at(now) <= totp.step_at(after):
+        time.sleep((totp.step_at(after) + 1) * totp.PERIOD_S - now + 0.05)
+        now = time.time()
+    return totp.code_at(secret, now)
+
+
+class Agent:
+    """A logged-in agent. `token` / `headers` stay usable for a whole test session: the access
+    token (15 minutes) is renewed with the refresh token when it is 10 minutes old."""
+
+    def __init__(self, client: httpx.Client, agent_id: str, email: str, totp_secret: str, tokens: dict) -> None:
+        self.client = client
+        self.id = agent_id
+        self.email = email
+        self.totp_secret = totp_secret
+        self._tokens = tokens
+        self._at = time.monotonic()
+
+    @property
+    def token(self) -> str:
+        if time.monotonic() - self._at > 600:
+            response = self.client.post(
+                "/api/v1/identity/agent-sessions/refresh", json={"refresh_token": self._tokens["refresh_token"]}
+            )
+            response.raise_for_status()
+            self._tokens, self._at = response.json(), time.monotonic()
+        return self._tokens["access_token"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Agents:
+    """Makes agents the way a management centre does: `identity create-agent`, the password set
+    from the printed link (which enrols the TOTP secret), a log-in with the current code."""
+
+    def __init__(self, system: System, client: httpx.Client) -> None:
+        self.system = system
+        self.client = client
+
+    def create(self, name: str = "Agnès Gestion") -> Agent:
+        email = f"agent.{uuid.uuid4().hex[:12]}@mutuelle.example"
+        link = run_create_agent(self.system, email, name)
+        response = self.client.post(
+            "/api/v1/identity/agent-passwords",
+            json={"token": link_token(link), "password": AGENT_PASSWORD, "password_confirmation": AGENT_PASSWORD},
+        )
+        assert response.status_code == 200, response.text
+        enrolled = response.json()
+        secret = enrolled["totp_secret"]
+        response = self.client.post(
+            "/api/v1/identity/agent-sessions",
+            json={"email": email, "password": AGENT_PASSWORD, "totp_code": totp_now(secret)},
+        )
+        assert response.status_code == 200, response.text
+        return Agent(self.client, enrolled["agent_id"], email, secret, response.json())
+
+
+@pytest.fixture(scope="session")
+def agents(system: System, gateway: httpx.Client) -> Agents:
+    return Agents(system, gateway)
+
+
+@pytest.fixture(scope="session")
+def agent(agents: Agents) -> Agent:
+    """One back-office agent for the session: `agent.headers` on back-office routes."""
+    return agents.create()

@@ -90,6 +90,10 @@ class System:
     def log_dir(self) -> Path:
         return Path(self.env["ESPACE_VAR"]) / "log"
 
+    def metrics_url(self, service: str) -> str:
+        """Where `service` (or the gateway) serves Prometheus metrics: its port + 200."""
+        return f"http://127.0.0.1:{int(self.env[f'{service.upper()}_PORT']) + 200}/metrics"
+
     def db_url(self, service: str) -> str:
         return f"{self.env['ESPACE_DB_URL_PREFIX']}/{service}"
 

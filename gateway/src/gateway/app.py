@@ -30,10 +30,11 @@ from gateway.headers import Cors, SecurityHeaders
 from gateway.limits import RateLimiter, RateLimitStore
 from gateway.openapi import OpenApiAggregator
 from gateway.proxy import Exchange, Proxy
-from gateway.routes import RouteTable
+from gateway.routes import API_PREFIX, PUBLIC_ROUTES, RouteTable
 from gateway.tokens import CachedVerifier
 from gateway.web import WebForwarder
-from shared.platform.request_context import RequestContextMiddleware
+from shared.platform.metrics import MetricsServer, route_template
+from shared.platform.request_context import FASTAPI_TELEMETRY_OFF, RequestContextMiddleware
 from shared.platform.auth import JwksKeySource, KeySource, TokenVerifier
 from shared.platform.logging import setup_logging
 from shared.platform.problems import install_problem_handlers, problem_response
@@ -60,6 +61,7 @@ class GatewayRuntime:
         self.limiter = RateLimiter(settings, limiter_store)
         self.openapi = OpenApiAggregator(settings)
         self.session: aiohttp.ClientSession | None = None
+        self.metrics: MetricsServer | None = None
 
     def _new_session(self) -> aiohttp.ClientSession:
         s = self.settings
@@ -85,6 +87,9 @@ class GatewayRuntime:
     async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
         self.session = self._new_session()
         self.openapi.start(self.session)
+        if self.settings.metrics_port:
+            self.metrics = MetricsServer(self.settings.host, self.settings.metrics_port)
+            await self.metrics.start()
         # Everything made at start-up lives as long as the process: keep it out of the
         # collector's full passes, which would otherwise walk it on the request path.
         gc.collect()
@@ -94,6 +99,8 @@ class GatewayRuntime:
             yield
         finally:
             await self.openapi.stop()
+            if self.metrics is not None:
+                await self.metrics.stop()
             session, self.session = self.session, None
             await session.close()
 
@@ -266,6 +273,24 @@ class GatewayApp:
         await send_marked({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+def route_label(settings: GatewaySettings):
+    """The metrics label of a request: public routes by path, the rest by service (paths carry
+    ids and must not become labels), own routes by template, everything else `web`."""
+    services = frozenset(settings.service_urls())
+
+    def label(scope) -> str:
+        path = scope["path"]
+        if (scope["method"], path) in PUBLIC_ROUTES:
+            return path
+        if path.startswith(API_PREFIX):
+            service = path[len(API_PREFIX) :].split("/", 1)[0]
+            return f"{API_PREFIX}{service}/*" if service in services else f"{API_PREFIX}*"
+        route = route_template(scope)
+        return route if route != "unmatched" else "web"
+
+    return label
+
+
 def create_app(
     settings: GatewaySettings | None = None,
     *,
@@ -277,6 +302,7 @@ def create_app(
     setup_telemetry(settings.service_name)
     runtime = GatewayRuntime(settings, key_source=key_source, limiter_store=limiter_store)
     api = FastAPI(
+        telemetry=FASTAPI_TELEMETRY_OFF,
         title="Espace — gateway",
         lifespan=runtime.lifespan,
         openapi_url=None,
@@ -286,6 +312,8 @@ def create_app(
     api.state.runtime = runtime
     install_problem_handlers(api)
     api.include_router(own_router(runtime, settings.docs_enabled))
-    app = RequestContextMiddleware(GatewayApp(runtime, api), service=settings.service_name)
+    app = RequestContextMiddleware(
+        GatewayApp(runtime, api), service=settings.service_name, route_of=route_label(settings)
+    )
     app.runtime = runtime  # type: ignore[attr-defined]  # for tests and tooling
     return app

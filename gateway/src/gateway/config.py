@@ -48,6 +48,8 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # Prometheus metrics on their own port (GATEWAY_METRICS_PORT), not on the public one; unset: none.
+    metrics_port: int | None = None
 
     # Where each service listens. /api/v1/<name>/... goes to <name>_url with the same path.
     identity_url: str = "http://127.0.0.1:8001"

@@ -28,6 +28,7 @@ _DROP_FROM_CLIENT = HOP_BY_HOP | {
     b"content-length",
     b"expect",
     b"x-correlation-id",
+    b"x-request-id",  # taken as the correlation id, which is what goes upstream
     b"traceparent",
     b"tracestate",
     b"x-forwarded-for",
@@ -52,6 +53,7 @@ _DROP_FROM_UPSTREAM = (
         b"date",
         b"server",
         b"x-correlation-id",
+        b"x-request-id",
         b"access-control-allow-origin",
         b"access-control-allow-credentials",
         b"access-control-expose-headers",
@@ -135,7 +137,7 @@ class Cors:
             "if-none-match",
         }
     )
-    EXPOSE_HEADERS = b"X-Correlation-ID, Retry-After, Content-Disposition, Location, ETag"
+    EXPOSE_HEADERS = b"X-Correlation-ID, X-Request-ID, Retry-After, Content-Disposition, Location, ETag"
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.origins = frozenset(o.encode() for o in settings.cors_origins)

@@ -193,13 +193,14 @@ class Proxy:
                 return
         has_body = declared > 0 or transfer_encoding is not None
 
-        # 2. Token, unless the route is public. The header is still forwarded: services verify too.
+        # 2. Token, unless the route is public: an agent's on back-office routes, a member's on
+        # every other one. The header is still forwarded: services verify too.
         if not match.public:
             try:
                 scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     raise_missing()
-                await self.verifier.verify(token.strip())
+                await self.verifier.verify(token.strip(), agent=match.backoffice)
             except ProblemError as exc:
                 await self._answer(errors.from_error(exc), scope, receive, send, exchange, "invalid_token")
                 return

@@ -23,6 +23,9 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/identity/password-resets"),
         ("POST", "/api/v1/identity/password-resets/confirm"),
         ("POST", "/api/v1/identity/email-changes/confirm"),
+        ("POST", "/api/v1/identity/agent-passwords"),
+        ("POST", "/api/v1/identity/agent-sessions"),
+        ("POST", "/api/v1/identity/agent-sessions/refresh"),
         ("GET", "/api/v1/identity/.well-known/jwks.json"),
         ("HEAD", "/api/v1/identity/.well-known/jwks.json"),
     }
@@ -37,6 +40,10 @@ RATE_LIMITED: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/api/v1/identity/sessions"): ("identifier", "membership_number"),
     ("POST", "/api/v1/identity/sessions/refresh"): ("refresh_token",),
     ("POST", "/api/v1/identity/password-resets"): ("identifier", "membership_number", "email"),
+    # Management-centre agents: the same limits as the members' log-in.
+    ("POST", "/api/v1/identity/agent-passwords"): ("token",),
+    ("POST", "/api/v1/identity/agent-sessions"): ("email",),
+    ("POST", "/api/v1/identity/agent-sessions/refresh"): ("refresh_token",),
 }
 
 # Services whose routes carry files: bigger body cap, longer timeout.
@@ -55,11 +62,17 @@ class Upstream:
     host_header: str
 
 
+# /api/v1/<service>/backoffice/...: management-centre routes, for agent tokens only; every other
+# protected route is for member tokens only.
+BACKOFFICE_SEGMENT = "backoffice"
+
+
 @dataclass(frozen=True)
 class Match:
     upstream: Upstream
     public: bool
     account_fields: tuple[str, ...] | None  # None: not rate-limited
+    backoffice: bool = False
 
 
 class RouteTable:
@@ -101,7 +114,8 @@ class RouteTable:
                 return None
         key = (method, path)
         account_fields = RATE_LIMITED.get(key) if self.rate_limits_enabled else None
-        return Match(upstream=upstream, public=key in PUBLIC_ROUTES, account_fields=account_fields)
+        backoffice = tail.partition("/")[0] == BACKOFFICE_SEGMENT
+        return Match(upstream=upstream, public=key in PUBLIC_ROUTES, account_fields=account_fields, backoffice=backoffice)
 
 
 def is_public(method: str, path: str) -> bool:

@@ -6,6 +6,9 @@ check (base64, JSON, Ed25519) is the biggest cost of the gateway hop. A token ve
 remembered, as its exact text, until the earlier of its expiry and `max_age_s`; so expiry is
 still exact, and a key withdrawn from the JWKS stops being honoured here within `max_age_s`
 (services verify every token themselves anyway). Refusals are never remembered.
+
+Member tokens and agent tokens (back office: own audience, `role: agent`) are remembered apart:
+a token verified as one kind is never taken for the other.
 """
 
 from __future__ import annotations
@@ -23,34 +26,38 @@ class CachedVerifier:
         self.max_entries = max_entries
         self.max_age_s = max_age_s
         self._valid_until: dict[str, float] = {}
+        self._agent_valid_until: dict[str, float] = {}
 
-    async def verify(self, token: str) -> None:
-        """Returns when the token is valid; raises shared's `unauthorized()` ProblemError if not."""
+    async def verify(self, token: str, *, agent: bool = False) -> None:
+        """Returns when the token is valid — a member's, or with `agent` an agent's; raises
+        shared's `unauthorized()` ProblemError if not."""
+        check = self.verifier.verify_agent if agent else self.verifier.verify
         if self.max_age_s <= 0:
-            await self.verifier.verify(token)
+            await check(token)
             return
+        memory = self._agent_valid_until if agent else self._valid_until
         now = time.time()
-        until = self._valid_until.get(token)
+        until = memory.get(token)
         if until is not None:
             if until > now:
                 return
-            del self._valid_until[token]
-        await self.verifier.verify(token)
+            del memory[token]
+        await check(token)
         # Verified just now: reading `exp` again without the signature check is safe.
         exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
         if not isinstance(exp, int | float):
             return
-        if len(self._valid_until) >= self.max_entries:
-            self._evict(now)
-        self._valid_until[token] = min(float(exp), now + self.max_age_s)
+        if len(memory) >= self.max_entries:
+            self._evict(memory, now)
+        memory[token] = min(float(exp), now + self.max_age_s)
 
-    def _evict(self, now: float) -> None:
-        for key in [k for k, until in self._valid_until.items() if until <= now]:
-            del self._valid_until[key]
-        excess = len(self._valid_until) - self.max_entries * 9 // 10
+    def _evict(self, memory: dict[str, float], now: float) -> None:
+        for key in [k for k, until in memory.items() if until <= now]:
+            del memory[key]
+        excess = len(memory) - self.max_entries * 9 // 10
         if excess > 0:
-            for key in list(self._valid_until)[:excess]:  # oldest first
-                del self._valid_until[key]
+            for key in list(memory)[:excess]:  # oldest first
+                del memory[key]
 
     def __len__(self) -> int:
-        return len(self._valid_until)
+        return len(self._valid_until) + len(self._agent_valid_until)

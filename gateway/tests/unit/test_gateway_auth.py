@@ -137,3 +137,59 @@ async def test_a_method_the_document_does_not_declare_gets_405_before_any_token_
         assert response.status == 405
         assert response.headers["Allow"] == "GET, HEAD"
     assert len(services.identity.seen) == forwarded  # never forwarded
+
+
+def _agent_token(keys, **overrides) -> str:
+    from shared.platform.auth import AGENT_AUDIENCE
+
+    claims = {"aud": AGENT_AUDIENCE, "role": "agent", "mid": None}
+    claims.update(overrides)
+    token = keys.token(**claims)
+    return token
+
+
+async def test_back_office_routes_take_agent_tokens_only(gateway, client, services, keys):
+    agent = _agent_token(keys)
+    async with client.get(
+        f"{gateway}/api/v1/claims/backoffice/claims", headers={"Authorization": f"Bearer {agent}"}
+    ) as response:
+        assert response.status == 200
+    assert services.claims.last.headers["authorization"] == f"Bearer {agent}"
+    before = len(services.claims.seen)
+    for token in (
+        keys.token(),  # a member's
+        keys.token(role="agent"),  # member audience, agent role
+        _agent_token(keys, role="member"),  # agent audience, member role
+        _agent_token(keys, role=None),
+    ):
+        async with client.get(
+            f"{gateway}/api/v1/claims/backoffice/claims", headers={"Authorization": f"Bearer {token}"}
+        ) as response:
+            await _assert_invalid_token(response)
+    assert len(services.claims.seen) == before
+
+
+async def test_an_agent_token_reaches_no_member_route(gateway, client, services, keys):
+    agent = _agent_token(keys)
+    before = len(services.claims.seen)
+    # Twice: the second answer must not come from the memory of verified tokens.
+    for _ in range(2):
+        for path in ("/api/v1/claims/reimbursements", "/api/v1/claims/backofficex", "/api/v1/claims/x/backoffice"):
+            async with client.get(f"{gateway}{path}", headers={"Authorization": f"Bearer {agent}"}) as response:
+                await _assert_invalid_token(response)
+        async with client.get(
+            f"{gateway}/api/v1/claims/backoffice/claims", headers={"Authorization": f"Bearer {agent}"}
+        ) as response:
+            assert response.status == 200
+    assert len(services.claims.seen) == before + 2
+
+
+async def test_the_agent_routes_of_identity_are_public(gateway, client, services):
+    for path in (
+        "/api/v1/identity/agent-passwords",
+        "/api/v1/identity/agent-sessions",
+        "/api/v1/identity/agent-sessions/refresh",
+    ):
+        async with client.post(f"{gateway}{path}", json={"email": "a@b.example"}) as response:
+            assert response.status == 200
+        assert services.identity.last.path == path

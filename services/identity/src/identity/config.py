@@ -68,6 +68,17 @@ class IdentitySettings(ServiceSettings):
     # A new reset e-mail is not sent while the previous link is younger than this (mail bombing).
     password_reset_min_interval_seconds: int = 60
 
+    # -- Management-centre agents (back office). -------------------------------------------------
+    # The password-setting link printed by `identity create-agent`.
+    agent_password_link_ttl_hours: int = 24
+    # An agent's session (refresh tokens) lasts a working day at most; access tokens as members'.
+    agent_session_ttl_hours: int = 12
+    # Name shown by the authenticator app beside the agent's e-mail.
+    agent_totp_issuer: str = "Espace back-office"
+    # Key that encrypts the agents' TOTP secrets at rest. Unset: derived from the first signing
+    # key, so rotating that key means re-enrolling the agents (set this one in production).
+    agent_totp_key: SecretStr | None = None
+
     @model_validator(mode="after")
     def _short_lived_access_tokens(self) -> IdentitySettings:
         if not 0 < self.access_token_ttl_seconds <= 900:

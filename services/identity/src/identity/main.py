@@ -6,7 +6,7 @@ from importlib.resources import files
 from identity.adapters.password_hasher import AsyncPasswordHasher
 from identity.adapters.signing import KeyRing
 from identity.config import IdentitySettings
-from identity.entrypoints import http, http_profile, http_sessions
+from identity.entrypoints import http, http_agents, http_profile, http_sessions
 from identity.service_layer import sessions
 from identity.service_layer.accounts import Identity
 from shared.platform.app import ServiceRuntime
@@ -39,7 +39,7 @@ def create_app():
     app = runtime.create_app(
         title="Espace — identity",
         description="Member registry, online accounts, activation and log-in.",
-        routers=[http.router, http_sessions.router, http_profile.router],
+        routers=[http.router, http_sessions.router, http_profile.router, http_agents.router],
     )
     app.state.identity = identity
     _document_terms_version(app, settings.terms_version)

@@ -22,10 +22,11 @@ from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerif
 from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
 from shared.platform.health import health_router
 from shared.platform.logging import setup_logging
+from shared.platform.metrics import MetricsServer
 from shared.platform.messaging import ConsumerRunner, EventConsumer, make_broker
 from shared.platform.outbox import OutboxRelay
 from shared.platform.problems import document_problems, install_problem_handlers
-from shared.platform.request_context import RequestContextMiddleware
+from shared.platform.request_context import FASTAPI_TELEMETRY_OFF, RequestContextMiddleware
 from shared.platform.settings import ServiceSettings
 from shared.platform.telemetry import setup_telemetry
 
@@ -51,6 +52,11 @@ class ServiceRuntime:
         self.relay = OutboxRelay(self.db, self.broker, poll_seconds=settings.outbox_poll_seconds)
         self.verifier = TokenVerifier(key_source or JwksKeySource(settings.identity_url + JWKS_PATH))
         self.consumers: list[ConsumerRunner] = []
+        self.metrics = (
+            MetricsServer(settings.host, settings.metrics_port, refreshers=[self.relay.refresh_metrics])
+            if settings.metrics_port
+            else None
+        )
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
 
@@ -62,7 +68,10 @@ class ServiceRuntime:
                 db=self.db,
                 max_attempts=self.settings.consumer_max_attempts,
                 retry_base_seconds=self.settings.consumer_retry_base_seconds,
+                batch_size=self.settings.consumer_batch_size,
+                batch_wait_ms=self.settings.consumer_batch_wait_ms,
                 after_commit=after_commit,
+                crash_after_transaction_file=self.settings.consumer_crash_after_transaction_file,
             )
         )
 
@@ -82,6 +91,8 @@ class ServiceRuntime:
         await apply_migrations(self.db.url, ("platform", PLATFORM_MIGRATIONS), (self.settings.service_name, self.migrations))
         await self._start_broker()
         await self.relay.start()
+        if self.metrics is not None:
+            await self.metrics.start()
         for hook in self._startup:
             await hook()
         log.info("service started", extra={"port": self.settings.port})
@@ -90,6 +101,8 @@ class ServiceRuntime:
         finally:
             for hook in reversed(self._shutdown):
                 await hook()
+            if self.metrics is not None:
+                await self.metrics.stop()
             await self.relay.stop()
             await self.broker.stop()
             await self.db.dispose()
@@ -107,7 +120,10 @@ class ServiceRuntime:
                 await asyncio.sleep(1.0)
 
     def create_app(self, *, title: str, description: str, routers: list[APIRouter], version: str = "1.0.0") -> FastAPI:
-        app = FastAPI(title=title, description=description, version=version, lifespan=self.lifespan)
+        app = FastAPI(
+            title=title, description=description, version=version, lifespan=self.lifespan,
+            telemetry=FASTAPI_TELEMETRY_OFF,
+        )
         app.state.runtime = self
         install_problem_handlers(app)
         app.include_router(health_router({"database": self.db.ping}, informational={"kafka": self.broker_ready}))

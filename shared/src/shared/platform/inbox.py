@@ -19,3 +19,26 @@ async def claim(session: AsyncSession, consumer: str, envelope: Envelope) -> boo
         _CLAIM, {"consumer": consumer, "event_id": envelope.event_id, "event_type": envelope.event_type}
     )
     return result.first() is not None
+
+
+async def claim_many(session: AsyncSession, consumer: str, envelopes: list[Envelope]) -> set:
+    """The event ids of `envelopes` this consumer has not handled yet, now claimed: one
+    statement for a whole batch."""
+    if not envelopes:
+        return set()
+    result = await session.execute(
+        _CLAIM_MANY,
+        {
+            "consumer": consumer,
+            "event_ids": [e.event_id for e in envelopes],
+            "event_types": [e.event_type for e in envelopes],
+        },
+    )
+    return {row[0] for row in result}
+
+
+_CLAIM_MANY = text(
+    "INSERT INTO inbox (consumer, event_id, event_type)"
+    " SELECT :consumer, e.id, e.type FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[])) AS e(id, type)"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)

@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 
 import asyncpg
+from opentelemetry import propagate, trace
 from faststream.kafka import KafkaBroker
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.contracts.envelope import Envelope, Event
 from shared.platform.context import CORRELATION_HEADER, current_correlation_id
 from shared.platform.db import Database, asyncpg_dsn
-from shared.platform.telemetry import inject_trace_headers
+from shared.platform.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.platform.telemetry import extract_trace_context, inject_trace_headers, tracer
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._tracer = tracer("outbox.relay")
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
@@ -121,6 +124,21 @@ class OutboxRelay:
             except TimeoutError:
                 pass
 
+    async def refresh_metrics(self) -> None:
+        """Backlog and the age of the oldest unpublished row, for a metrics scrape."""
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    text(
+                        "SELECT count(*) AS backlog,"
+                        " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
+                        " FROM outbox WHERE published_at IS NULL"
+                    )
+                )
+            ).one()
+        OUTBOX_BACKLOG.set(row.backlog)
+        OUTBOX_OLDEST_AGE.set(float(row.oldest))
+
     async def publish_pending(self) -> int:
         async with self.db.transaction() as session:
             rows = (
@@ -135,18 +153,40 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            # Send the whole batch, then wait: the idempotent producer keeps per-partition order.
-            pending = [
-                await self.broker.publish(
-                    row.envelope.encode(),
-                    row.topic,
-                    key=row.message_key.encode(),
-                    headers={**row.headers, "content-type": "application/json"},
-                    no_confirm=True,
+            # Send the whole batch, then wait for every ack: the producer's sender packs what is
+            # queued into one produce request per broker (linger_ms), so a batch is one round
+            # trip; the idempotent producer keeps per-partition order. Each publish is a span,
+            # child of the request that recorded the row (its trace context is in the headers),
+            # and parent of the consumers' spans (the message carries the publish span's context).
+            spans = []
+            pending = []
+            for row in rows:
+                span = self._tracer.start_span(
+                    f"publish {row.headers.get('event_type', row.topic)}",
+                    context=extract_trace_context(row.headers),
+                    kind=trace.SpanKind.PRODUCER,
+                    attributes={"messaging.system": "kafka", "messaging.operation": "publish",
+                                "messaging.destination.name": row.topic},
                 )
-                for row in rows
-            ]
-            await asyncio.gather(*pending)
+                spans.append(span)
+                headers = {k: v for k, v in row.headers.items() if k not in ("traceparent", "tracestate")}
+                propagate.inject(headers, context=trace.set_span_in_context(span))
+                headers["content-type"] = "application/json"
+                pending.append(
+                    await self.broker.publish(
+                        row.envelope.encode(), row.topic, key=row.message_key.encode(), headers=headers,
+                        no_confirm=True,
+                    )
+                )
+            try:
+                await asyncio.gather(*pending)
+            except Exception as exc:
+                for span in spans:
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+                    span.end()
+                raise
+            for span in spans:
+                span.end()
             await session.execute(
                 text("UPDATE outbox SET published_at = :now, attempts = attempts + 1 WHERE id = ANY(:ids)"),
                 {"now": datetime.now(UTC), "ids": [row.id for row in rows]},

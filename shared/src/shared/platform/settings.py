@@ -31,6 +31,15 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     consumer_max_attempts: int = 5
     consumer_retry_base_seconds: float = 0.2
+    # A consumer takes up to this many events at once (one transaction, one offset commit)...
+    consumer_batch_size: int = 500
+    # ...and, when the broker has nothing, waits at most this long for some.
+    consumer_batch_wait_ms: int = 50
+    # Test hook (never set in production): when this file exists, a consumer exits like kill -9
+    # right after a batch's transaction committed and before its offsets are.
+    consumer_crash_after_transaction_file: str | None = None
+    # Prometheus metrics on their own port (<SVC>_METRICS_PORT); unset: not served.
+    metrics_port: int | None = None
 
     def secrets_to_check(self) -> dict[str, SecretStr]:
         return {"database_url": self.database_url}

@@ -16,7 +16,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.platform.auth import AUDIENCE, ISSUER
+from shared.platform.auth import AGENT_AUDIENCE, AGENT_ROLE, AUDIENCE, ISSUER
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,27 @@ class KeyRing:
             "aud": AUDIENCE,
             "sub": str(account_id),
             "mid": str(member_id),
+            # Said outright (verifiers also take a token without it as a member's).
+            "role": "member",
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
+        return jwt.encode(claims, signer.private, algorithm="EdDSA", headers={"kid": signer.kid})
+
+    def sign_agent_token(self, *, agent_id: uuid.UUID, ttl_seconds: int, session_id: uuid.UUID | None = None) -> str:
+        """A management-centre agent's token: its own audience and `role: agent`, so it is never
+        taken for a member's (and a member's never for it)."""
+        now = int(time.time())
+        signer = self.keys[0]
+        claims = {
+            "iss": ISSUER,
+            "aud": AGENT_AUDIENCE,
+            "sub": str(agent_id),
+            "role": AGENT_ROLE,
             "iat": now,
             "nbf": now,
             "exp": now + ttl_seconds,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary
 from sqlmodel import Field, SQLModel
 
 
@@ -141,3 +141,53 @@ class PasswordResetToken(SQLModel, table=True):
     expires_at: datetime = _tz()
     used_at: datetime | None = _tz(nullable=True)
     revoked_at: datetime | None = _tz(nullable=True)
+
+
+class Agent(SQLModel, table=True):
+    """A management-centre agent (migrations/0004): back-office staff, not a member."""
+
+    __tablename__ = "agents"
+
+    id: uuid.UUID = Field(primary_key=True)
+    email: str
+    email_key: str
+    name: str
+    password_hash: str | None = None
+    totp_secret_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    status: str
+    created_at: datetime = _tz()
+    activated_at: datetime | None = _tz(nullable=True)
+
+
+class AgentPasswordToken(SQLModel, table=True):
+    __tablename__ = "agent_password_tokens"
+
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    agent_id: uuid.UUID = Field(foreign_key="agents.id")
+    created_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    used_at: datetime | None = _tz(nullable=True)
+    revoked_at: datetime | None = _tz(nullable=True)
+
+
+class AgentSessionFamily(SQLModel, table=True):
+    __tablename__ = "agent_session_families"
+
+    id: uuid.UUID = Field(primary_key=True)
+    agent_id: uuid.UUID = Field(foreign_key="agents.id")
+    created_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    last_used_at: datetime = _tz()
+    revoked_at: datetime | None = _tz(nullable=True)
+    revoked_reason: str | None = None
+
+
+class AgentRefreshToken(SQLModel, table=True):
+    __tablename__ = "agent_refresh_tokens"
+
+    token_hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    family_id: uuid.UUID = Field(foreign_key="agent_session_families.id")
+    created_at: datetime = _tz()
+    expires_at: datetime = _tz()
+    used_at: datetime | None = _tz(nullable=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
 
 
@@ -32,3 +32,4 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = _tz()
     sent_at: datetime | None = _tz(nullable=True)
     correlation_id: str | None = None
+    trace_headers: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))

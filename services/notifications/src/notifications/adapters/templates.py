@@ -23,6 +23,8 @@ class Templates:
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
+            # Templates ship with the code: no stat() of each file on every render.
+            auto_reload=False,
         )
 
     def render(self, kind: str, **context: Any) -> RenderedEmail:

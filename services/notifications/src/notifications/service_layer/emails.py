@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from opentelemetry import trace
+from sqlalchemy import func
 from sqlmodel import select
 
 from notifications.adapters.smtp import SmtpSender
@@ -22,7 +23,9 @@ from shared.contracts.notifications import EmailFailed, EmailSent
 from shared.platform.context import correlation_id_var
 from shared.platform.db import Database
 from shared.platform.messaging import HandlerContext
+from shared.platform.metrics import EMAILS_FAILED, EMAILS_RETRIED, EMAILS_SENT
 from shared.platform.outbox import record_event
+from shared.platform.telemetry import extract_trace_context, inject_trace_headers, tracer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ async def queue_email(notifications: Notifications, ctx: HandlerContext, *, memb
             next_attempt_at=now,
             created_at=now,
             correlation_id=ctx.envelope.correlation_id,
+            # The consumer span's context: the SMTP send, later, becomes its child.
+            trace_headers=inject_trace_headers({}),
         )
     )
 
@@ -169,64 +174,82 @@ async def on_email_changed(notifications: Notifications, ctx: HandlerContext, ev
     )
 
 
-_CLAIM_DUE = text(
-    "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
-    " ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+_CLAIM_DUE = (
+    select(Delivery)
+    .where(Delivery.status == "pending", Delivery.next_attempt_at <= func.now())
+    .order_by(Delivery.next_attempt_at)
+    .with_for_update(skip_locked=True)
 )
+
+_tracer = tracer("notifications.smtp")
 
 
 async def send_due(notifications: Notifications, limit: int = 20) -> int:
-    """Send due e-mails, each in its own transaction that holds the row while it is sent.
+    """Send due e-mails: up to `limit` rows claimed in one transaction that holds them while
+    they are sent over one SMTP connection, then stamped together.
 
-    A crash after the SMTP server took the message but before the commit sends it once more,
-    with the same Message-ID: at most one duplicate, visible as such.
+    Each row was recorded (with its stable Message-ID) before any send; a crash after the SMTP
+    server took a message but before the commit sends it once more, with the same Message-ID:
+    at most one duplicate per message, visible as such.
     """
-    sent = 0
-    for _ in range(limit):
-        async with notifications.db.transaction() as session:
-            row = (await session.execute(_CLAIM_DUE, {"limit": 1})).first()
-            if row is None:
-                break
-            delivery = await session.get(Delivery, row.id)
+    async with notifications.db.transaction() as session:
+        deliveries = list((await session.exec(_CLAIM_DUE.limit(limit))).all())
+        if not deliveries:
+            return 0
+        messages = [
+            notifications.smtp.build(
+                recipient=d.recipient, subject=d.subject, text=d.body_text or "", html=d.body_html or "",
+                message_id=d.message_id,
+            )
+            for d in deliveries
+        ]
+        spans = [
+            _tracer.start_span(
+                "smtp send",
+                context=extract_trace_context(d.trace_headers or {}),
+                kind=trace.SpanKind.CLIENT,
+                attributes={"email.kind": d.kind},
+            )
+            for d in deliveries
+        ]
+        results = await notifications.smtp.send_many(messages)
+        now = datetime.now(UTC)
+        for delivery, span, error in zip(deliveries, spans, results, strict=True):
             token = correlation_id_var.set(delivery.correlation_id)
             try:
-                await _send_one(notifications, session, delivery)
+                await _record_outcome(notifications, session, delivery, error, now)
             finally:
                 correlation_id_var.reset(token)
-            sent += 1
-    return sent
+            if error is not None:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
+            span.end()
+    return len(deliveries)
 
 
-async def _send_one(notifications: Notifications, session, delivery: Delivery) -> None:
-    now = datetime.now(UTC)
-    message = notifications.smtp.build(
-        recipient=delivery.recipient,
-        subject=delivery.subject,
-        text=delivery.body_text or "",
-        html=delivery.body_html or "",
-        message_id=delivery.message_id,
-    )
+async def _record_outcome(notifications: Notifications, session, delivery: Delivery, error: Exception | None,
+                          now: datetime) -> None:
     delivery.attempts += 1
-    try:
-        await notifications.smtp.send(message)
-    except Exception as exc:
-        delivery.last_error = type(exc).__name__
+    if error is not None:
+        delivery.last_error = type(error).__name__
         log.warning("e-mail not sent", extra={"delivery_id": str(delivery.id), "kind": delivery.kind,
-                                              "attempt": delivery.attempts, "error_type": type(exc).__name__})
+                                              "attempt": delivery.attempts, "error_type": type(error).__name__})
         if delivery.attempts >= notifications.settings.send_max_attempts:
+            EMAILS_FAILED.labels(delivery.kind).inc()
             delivery.status = "failed"
             delivery.body_text = delivery.body_html = None
             await record_event(
                 session,
                 EmailFailed(delivery_id=delivery.id, member_id=delivery.member_id, kind=delivery.kind,
-                            attempts=delivery.attempts, error_type=type(exc).__name__, failed_at=now),
+                            attempts=delivery.attempts, error_type=type(error).__name__, failed_at=now),
                 key=str(delivery.member_id),
                 producer=notifications.settings.service_name,
             )
         else:
+            EMAILS_RETRIED.labels(delivery.kind).inc()
             delivery.next_attempt_at = now + timedelta(seconds=min(2 ** delivery.attempts, 300))
         session.add(delivery)
         return
+    EMAILS_SENT.labels(delivery.kind).inc()
     delivery.status = "sent"
     delivery.sent_at = now
     delivery.last_error = None
