@@ -17,6 +17,10 @@ command -v mvn >/dev/null || missing_apt+=(maven)
 # documents: the antivirus daemon, and libdmtx for the tests that decode the card's Data Matrix.
 command -v clamd >/dev/null || [[ -x /usr/sbin/clamd ]] || missing_apt+=(clamav-daemon)
 dpkg -s libdmtx0b >/dev/null 2>&1 || missing_apt+=(libdmtx0b)
+# The browser tests of web/ drive Debian's Chromium (Playwright cannot download a browser here);
+# npm fetches axe-core, the accessibility engine they inject.
+[[ -x /usr/bin/chromium ]] || missing_apt+=(chromium)
+command -v npm >/dev/null || missing_apt+=(npm)
 
 if ((${#missing_apt[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -32,4 +36,16 @@ fi
 if ! command -v uv >/dev/null && ! python3 -m uv --version >/dev/null 2>&1; then
   say "installing uv from PyPI"
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+fi
+
+# axe-core for the browser tests: one pinned file from the npm registry, kept outside the clone
+# (tests/integration/web_browser.py reads it from there).
+AXE_VERSION=4.10.3
+axe_dir="${ESPACE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/espace}/axe"
+if [[ ! -s $axe_dir/axe-core-$AXE_VERSION.min.js ]]; then
+  say "fetching axe-core $AXE_VERSION (npm)"
+  mkdir -p "$axe_dir"
+  (cd "$axe_dir" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null &&
+    tar -xzf "axe-core-$AXE_VERSION.tgz" package/axe.min.js &&
+    mv package/axe.min.js "axe-core-$AXE_VERSION.min.js" && rmdir package && rm -f "axe-core-$AXE_VERSION.tgz")
 fi
