@@ -15,6 +15,7 @@ from shared.contracts.claims import ClaimReceived, ClaimRejected, ClaimSettled, 
 from shared.contracts.topics import DOCUMENTS_DOCUMENTS
 from tests.integration.documents_support import (
     EICAR,
+    SUBMITTED,
     documents_db,
     download,
     events,
@@ -74,7 +75,7 @@ def test_pdf_and_jpeg_are_scanned_clean_passed_on_and_the_status_follows_the_cla
     assert body["duplicate"] is False and body["amount_charged_cents"] == 6000
     assert [f["media_type"] for f in body["files"]] == ["application/pdf", "image/jpeg"]
     submission_id = body["submission_id"]
-    submitted = wait_status(gateway, alice, submission_id, "submitted")
+    submitted = wait_status(gateway, alice, submission_id, SUBMITTED)
     assert {f["scan_status"] for f in submitted["files"]} == {"clean"}
     [event] = events(system, DOCUMENTS_DOCUMENTS, "documents.InvoiceSubmitted",
                      lambda p: p["submission_id"] == submission_id, settle=1.0)
@@ -146,7 +147,7 @@ def test_a_rejected_claim_tells_the_reason(system, gateway, alice):
     answer = upload(gateway, alice, [("devis.png", _png(), "image/png")], care_type="optics")
     assert answer.status_code == 202, answer.text
     submission_id = answer.json()["submission_id"]
-    wait_status(gateway, alice, submission_id, "submitted")
+    wait_status(gateway, alice, submission_id, SUBMITTED)
     publish(system, ClaimRejected(claim_id=uuid.uuid4(), contract_number=alice.member.contract_number,
                                   holder_member_id=uuid.UUID(alice.member_id), beneficiary_member_id=uuid.UUID(alice.member_id),
                                   source="upload", external_ref=submission_id, submission_id=uuid.UUID(submission_id),
@@ -221,7 +222,7 @@ def test_the_same_file_twice_is_the_same_document_and_no_second_claim(system, ga
     assert body["submission_id"] == first.json()["submission_id"]
     assert body["files"][0]["document_id"] == first.json()["files"][0]["document_id"]
     submission_id = first.json()["submission_id"]
-    wait_status(gateway, alice, submission_id, "submitted")
+    wait_status(gateway, alice, submission_id, SUBMITTED)
     assert len(events(system, DOCUMENTS_DOCUMENTS, "documents.InvoiceSubmitted",
                       lambda p: first.json()["files"][0]["document_id"] in p["document_ids"], settle=2.0)) == 1
 
@@ -240,7 +241,7 @@ def test_with_clamd_stopped_uploads_are_accepted_and_scanned_once_it_is_back(sys
         assert refused.status_code == 409 and refused.json()["code"] == "scan_pending"
     finally:
         system.start_clamav()
-    wait_status(gateway, alice, submission_id, "submitted", timeout=60)
+    wait_status(gateway, alice, submission_id, SUBMITTED, timeout=60)
     assert len(events(system, DOCUMENTS_DOCUMENTS, "documents.InvoiceSubmitted",
                       lambda p: p["submission_id"] == submission_id, settle=2.0)) == 1
 

@@ -9,11 +9,13 @@ the OpenAPI document says so (each free-text string gets a pattern that excludes
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import date
+from typing import Annotated, Any
 
-from pydantic import BaseModel, GetJsonSchemaHandler, field_validator
+from pydantic import BaseModel, BeforeValidator, GetJsonSchemaHandler, field_validator
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 
 INVALID_CHARACTERS = "invalid_characters|Ce champ contient des caractères non autorisés."
 NO_NUL_PATTERN = "^[^\\u0000]*$"
@@ -67,3 +69,18 @@ class RequestBody(BaseModel):
         for prop in (resolved.get("properties") or {}).values():
             _document(prop)
         return schema
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_only(value: Any) -> Any:
+    # pydantic's lax mode reads "0" or "1700000000" as a Unix timestamp; a date the API documents
+    # as AAAA-MM-JJ must be written that way.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_parsing", "Input should be a valid date in the format YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+"""A calendar date written AAAA-MM-JJ, nothing else (for query parameters and form fields)."""

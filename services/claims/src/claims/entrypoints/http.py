@@ -14,7 +14,7 @@ from claims.domain.plans import PlanCatalog
 from claims.service_layer import reimbursements
 from shared.platform.app import RuntimeDep
 from shared.platform.auth import CurrentMember
-from shared.platform.inputs import RequestBody
+from shared.platform.inputs import IsoDate, RequestBody
 from shared.platform.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/claims", tags=["claims"])
@@ -43,8 +43,8 @@ async def get_beneficiaries(member: CurrentMember, runtime: RuntimeDep) -> dict[
 async def list_reimbursements(
     member: CurrentMember,
     runtime: RuntimeDep,
-    start: Annotated[date | None, Query(alias="from", description="Care dates from (AAAA-MM-JJ)")] = None,
-    end: Annotated[date | None, Query(alias="to", description="Care dates up to (AAAA-MM-JJ)")] = None,
+    start: Annotated[IsoDate | None, Query(alias="from", description="Care dates from (AAAA-MM-JJ)")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Care dates up to (AAAA-MM-JJ)")] = None,
     beneficiary: Annotated[uuid.UUID | None, Query(description="A beneficiary's member id")] = None,
     category: Annotated[str | None, Query(max_length=40, description="soins_courants, pharmacie, hospitalisation, optique, dentaire, audiologie, medecines_douces")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,

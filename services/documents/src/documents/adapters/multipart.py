@@ -18,7 +18,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from documents.domain.uploads import SNIFF_BYTES, display_name, megabytes
-from shared.platform.problems import ProblemError
+from shared.platform.problems import ProblemError, field_error
 
 MAX_FIELD_BYTES = 8_000
 # Slack for the multipart framing and the text fields on top of the files' own limit.
@@ -87,7 +87,7 @@ async def parse_streamed_form(
 ) -> StreamedForm:
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type == b"application/x-www-form-urlencoded":
-        return await _urlencoded(request)
+        return _files_are_files(await _urlencoded(request), file_field)
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise not_multipart()
@@ -224,6 +224,15 @@ async def parse_streamed_form(
         form.cleanup()
         raise ProblemError(400, "malformed_multipart", "Formulaire illisible",
                            "Le formulaire envoyé est incomplet ou mal formé.")
+    return _files_are_files(form, file_field)
+
+
+def _files_are_files(form: StreamedForm, file_field: str) -> StreamedForm:
+    if file_field in form.fields:
+        # Text under the files' name: a client that thinks it attached something.
+        form.cleanup()
+        raise ProblemError(422, "validation_failed", "Formulaire incomplet ou invalide",
+                           errors=[field_error(file_field, "not_a_file", "Joignez un fichier (PDF, JPEG, PNG ou HEIC).")])
     return form
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from documents.adapters.multipart import parse_streamed_form
@@ -37,24 +37,32 @@ class ThreadOut(BaseModel):
     line_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    waiting_since: datetime = Field(description="The member's last message: the back-office queue's order")
     messages: list[MessageOut] | None = None
 
 
 def _thread(thread, msgs=None, attachments=()) -> ThreadOut:
     out = ThreadOut(id=thread.id, subject=thread.subject_code, subject_label=messages.SUBJECTS.get(thread.subject_code, ""),
                     status=thread.status, claim_id=thread.claim_id, line_id=thread.line_id, created_at=thread.created_at,
-                    updated_at=thread.updated_at)
+                    updated_at=thread.updated_at, waiting_since=thread.last_member_message_at)
     if msgs is not None:
         out.messages = [MessageOut(id=m.id, author=m.author, body=m.body, created_at=m.created_at,
                                    attachments=[_file(a) for a in attachments if a.message_id == m.id]) for m in msgs]
     return out
 
 
-MESSAGE_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["body"],
-    "properties": {"subject": {"type": "string", "enum": list(messages.SUBJECTS)},
-                   "body": {"type": "string", "maxLength": messages.MAX_BODY},
-                   "files": {"type": "array", "maxItems": 3, "items": {"type": "string", "format": "binary"}}}}}}}}
+def _message_form(*, with_subject: bool) -> dict:
+    # The body must hold more than blanks (the service strips it); file types are read from the
+    # bytes, which no schema can say (a 415 then).
+    properties = {"body": {"type": "string", "minLength": 1, "maxLength": messages.MAX_BODY, "pattern": r"\S"},
+                  "files": {"type": "array", "maxItems": 3, "items": {"type": "string", "format": "binary"}}}
+    if with_subject:
+        properties = {"subject": {"type": "string", "enum": list(messages.SUBJECTS)}, **properties}
+    schema = {"type": "object", "required": ["subject", "body"] if with_subject else ["body"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+NEW_THREAD_FORM, REPLY_FORM = _message_form(with_subject=True), _message_form(with_subject=False)
 
 
 async def _form(request: Request, docs):
@@ -68,7 +76,7 @@ async def subjects() -> dict[str, str]:
     return messages.SUBJECTS
 
 
-@router.post("", status_code=201, response_model=ThreadOut, openapi_extra=MESSAGE_FORM,
+@router.post("", status_code=201, response_model=ThreadOut, openapi_extra=NEW_THREAD_FORM,
              responses=problem_responses(400, 409, 413, 415, 422), summary="Write to your management centre")
 async def open_thread(request: Request, principal: CurrentMember, docs: DocumentsDep) -> ThreadOut:
     form = await _form(request, docs)
@@ -89,7 +97,7 @@ async def get_thread(thread_id: uuid.UUID, principal: CurrentMember, docs: Docum
     return _thread(*await messages.thread_view(docs, thread_id, member_id=principal.member_id))
 
 
-@router.post("/{thread_id}/replies", response_model=ThreadOut, status_code=201, openapi_extra=MESSAGE_FORM,
+@router.post("/{thread_id}/replies", response_model=ThreadOut, status_code=201, openapi_extra=REPLY_FORM,
              responses=problem_responses(400, 404, 409, 413, 415, 422), summary="Reply in a conversation")
 async def reply(thread_id: uuid.UUID, request: Request, principal: CurrentMember, docs: DocumentsDep) -> ThreadOut:
     form = await _form(request, docs)
@@ -104,9 +112,18 @@ class AgentReply(RequestBody):
     body: Annotated[str, Field(min_length=1, max_length=messages.MAX_BODY)]
 
 
-@backoffice.get("", response_model=list[ThreadOut], summary="Open conversations, oldest first")
-async def queue(agent: CurrentAgent, docs: DocumentsDep) -> list[ThreadOut]:
-    return [_thread(t) for t in await messages.queue(docs, agent.agent_id)]
+class ThreadPage(BaseModel):
+    items: list[ThreadOut]
+    next_cursor: str | None = Field(description="Pass it as `cursor` for the next page; null on the last one")
+
+
+@backoffice.get("", response_model=ThreadPage, responses=problem_responses(422),
+                summary="Open conversations, the longest-waiting first (cursor-paged)")
+async def queue(agent: CurrentAgent, docs: DocumentsDep,
+                cursor: Annotated[str | None, Query(max_length=200, pattern="^[A-Za-z0-9_-]+$")] = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 50) -> ThreadPage:
+    threads, next_cursor = await messages.queue(docs, agent.agent_id, cursor, limit)
+    return ThreadPage(items=[_thread(t) for t in threads], next_cursor=next_cursor)
 
 
 @backoffice.get("/{thread_id}", response_model=ThreadOut, responses=problem_responses(404), summary="One conversation")

@@ -39,12 +39,17 @@ def readable_by(document: Document, member: Member | None, member_id: uuid.UUID)
             and document.contract_number == member.contract_number)
 
 
-def _cursor(document: Document) -> str:
-    raw = f"{document.created_at.isoformat()}|{document.id}".encode()
+def encode_cursor(stamp: datetime, ident: uuid.UUID) -> str:
+    """Where a keyset page ends: the last row's (timestamp, id), opaque to clients."""
+    raw = f"{stamp.isoformat()}|{ident}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _cursor(document: Document) -> str:
+    return encode_cursor(document.created_at, document.id)
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, ident = raw.split("|", 1)
@@ -84,7 +89,7 @@ async def list_documents(docs: Documents, member_id: uuid.UUID, *, kind: str | N
         query = query.where(Document.created_at >= datetime(start.year, start.month, start.day, tzinfo=UTC),
                             Document.created_at < datetime(end.year, end.month, end.day, tzinfo=UTC))
     if cursor:
-        stamp, ident = _parse_cursor(cursor)
+        stamp, ident = parse_cursor(cursor)
         query = query.where(or_(Document.created_at < stamp, and_(Document.created_at == stamp, Document.id < ident)))
     query = query.order_by(Document.created_at.desc(), Document.id.desc()).limit(limit + 1)
     async with docs.db.transaction() as session:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import and_, or_
 from sqlmodel import select
 
 from documents.adapters.multipart import StreamedForm
@@ -14,6 +15,7 @@ from documents.adapters.tables import Document, Thread, ThreadMessage
 from documents.domain.uploads import sniff
 from documents.service_layer import audit, members
 from documents.service_layer.context import PRODUCER, Documents
+from documents.service_layer.library import encode_cursor, parse_cursor
 from documents.service_layer.uploads import check_file_types, unknown_member
 from shared.contracts.claims import ReimbursementDisputed
 from shared.contracts.documents import MessageAnswered
@@ -144,12 +146,20 @@ async def member_threads(docs: Documents, member_id: uuid.UUID) -> list[Thread]:
         return list(await session.exec(select(Thread).where(Thread.member_id == member_id).order_by(Thread.updated_at.desc()).limit(100)))
 
 
-async def queue(docs: Documents, agent_id: uuid.UUID, limit: int = 50) -> list[Thread]:
+async def queue(docs: Documents, agent_id: uuid.UUID, cursor: str | None = None,
+                limit: int = 50) -> tuple[list[Thread], str | None]:
+    """Open threads, the longest-waiting first, a page at a time; the cursor for the next page."""
+    query = select(Thread).where(Thread.status == OPEN)
+    if cursor:
+        stamp, ident = parse_cursor(cursor)
+        query = query.where(or_(Thread.last_member_message_at > stamp,
+                                and_(Thread.last_member_message_at == stamp, Thread.id > ident)))
     async with docs.db.transaction() as session:
-        threads = list(await session.exec(select(Thread).where(Thread.status == OPEN)
-                                          .order_by(Thread.last_member_message_at, Thread.id).limit(limit)))
-        audit.record(session, agent_id, "queue_viewed", "queue", uuid.UUID(int=0), count=len(threads))
-    return threads
+        threads = list(await session.exec(query.order_by(Thread.last_member_message_at, Thread.id).limit(limit + 1)))
+        page = threads[:limit]
+        audit.record(session, agent_id, "queue_viewed", "queue", uuid.UUID(int=0), count=len(page))
+    last = page[-1] if len(threads) > limit else None
+    return page, encode_cursor(last.last_member_message_at, last.id) if last else None
 
 
 async def agent_reply(docs: Documents, agent_id: uuid.UUID, thread_id: uuid.UUID, body: str) -> Thread:
