@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LOCAL := deploy/local
 PY := .venv/bin/python
 
-.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean replay-dlq chaos issue-letters print-batch
+.PHONY: help setup run stop test test-unit test-integration import-members create-agent mail bench clean replay-dlq chaos issue-letters print-batch test-k8s
 
 help:
 	@echo "make run                      start everything with demo data (Ctrl-C stops)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench                    load figures (starts its own system on bench ports)"
 	@echo "make replay-dlq TOPIC=t       put the messages parked on t.dlq back on t (once fixed)"
 	@echo "make chaos                    kill and cut things under load; fails on a lost or doubled e-mail"
+	@echo "make test-k8s                 the manifests against a real kube-apiserver (builds it once: long)"
 	@echo "make clean                    remove local state (var/) and the virtual environment"
 
 # Virtual environment (uv workspace) and the Kafka jars, both cached outside the clone.
@@ -46,6 +47,11 @@ test-unit: setup
 
 test-integration: setup
 	@$(PY) -m pytest tests/integration
+
+# A real etcd + kube-apiserver + CloudNativePG webhook on loopback, built from the Go module proxy
+# once (~20-30 min on 2 cores, cached in ~/.cache/espace/k8s), then about a minute.
+test-k8s: setup
+	@deploy/k8s/tools/test-k8s.sh
 
 import-members:
 	@test -n "$(FILE)" || { echo "usage: make import-members FILE=members.csv"; exit 2; }

@@ -727,3 +727,13 @@ def test_the_metrics_component_gives_each_workload_its_own_metrics_port_setting_
         assert annotations["prometheus.io/port"] == str(metrics_port)
         assert annotations["prometheus.io/path"] == "/metrics"
         assert _port_matches(rule, metrics_port, "TCP")
+
+
+@pytest.mark.parametrize("name", [*WITH_DATABASE, "web"])
+def test_the_gateway_addresses_each_upstream_by_its_service_name_and_port(name):
+    # The defaults (127.0.0.1) suit `make run` only: in a pod they would point at the gateway itself.
+    port = PORTS[name]
+    value = _env("gateway")[f"GATEWAY_{name.upper()}_URL"]
+    url = value.get("value") or CONFIG[value["valueFrom"]["configMapKeyRef"]["key"]]
+    assert url == f"http://{name}:{port}"
+    assert can_connect(_app("gateway"), _app(name), port)

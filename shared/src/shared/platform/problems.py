@@ -182,6 +182,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if dependency_unreachable(exc):
+            # The database (or another dependency) is away for a moment: a retry will work, which
+            # a 500 does not say. Nothing was written: the transaction did not commit.
+            log.warning("dependency unreachable", extra={"error_type": type(exc).__name__})
+            return problem_response(503, "service_unavailable", "Service momentanément indisponible",
+                                    "Le service est momentanément indisponible. Réessayez dans quelques instants.",
+                                    headers={"Retry-After": "5"})
         log.exception("unhandled error", extra={"error_type": type(exc).__name__})
         return problem_response(
             500, "internal_error", "Erreur interne", "Une erreur inattendue est survenue. Réessayez plus tard."
@@ -189,6 +196,28 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 _FASTAPI_UNPARSABLE_BODY = "There was an error parsing the body"
+# SQLSTATE class 08 (connection exception), and an administrator's shutdown or a server starting up.
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def dependency_unreachable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says a dependency could not be reached: a refused or
+    reset connection, a PostgreSQL connection lost or not yet accepting, a pool invalidated.
+    Duck-typed on asyncpg's `sqlstate` and SQLAlchemy's `connection_invalidated`, so this module
+    imports no database driver."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ConnectionError, TimeoutError)) or getattr(current, "connection_invalidated", False):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if type(current).__name__ == "ConnectionDoesNotExistError":  # asyncpg: the server closed it
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _unreadable_body() -> JSONResponse:
