@@ -33,7 +33,7 @@ from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 from shared.platform.problems import REQUEST_MODEL_ERRORS
 from tests.integration.conftest import PASSWORD, DemoMember, Mailbox, Registry, activation_token
 
-MAX_EXAMPLES = 300
+MAX_EXAMPLES = 200
 SEED = 20260427
 STATEFUL_SCENARIOS = 30
 STATEFUL_STEPS = 20
