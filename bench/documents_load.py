@@ -170,6 +170,7 @@ async def uploads(system: System, session: Session, count: int) -> None:
                 assert r.status == 202, (r.status, body)
             return time.perf_counter() - t0, body
 
+        first_rss = proc_status(pid)["VmRSS"]
         await post([("warm-up.pdf", pdf_bytes(f"warm-up {uuid.uuid4()}"))])
         singles = [five_mb_pdf(f"single {i} {uuid.uuid4()}") for i in range(count)]
         seconds, ids = [], []
@@ -212,7 +213,8 @@ async def uploads(system: System, session: Session, count: int) -> None:
         print(f"   one 15 MB upload (3 x 5 MB): {3 * FILE_BYTES / elapsed / MB:7.1f} MB/s ({elapsed * 1000:.0f} ms)")
         print(f"   documents RSS (VmRSS every {SAMPLE_S * 1000:.0f} ms{', and VmHWM reset before' if reset else ''}):"
               f" baseline {baseline / MIB:.1f} MiB, peak during the request {request_peak / MIB:.1f} MiB,"
-              f" peak until scanned {overall_peak / MIB:.1f} MiB, after {after['VmRSS'] / MIB:.1f} MiB")
+              f" peak until scanned {overall_peak / MIB:.1f} MiB, after {after['VmRSS'] / MIB:.1f} MiB"
+              f" (before the first upload of the run: {first_rss / MIB:.1f} MiB)")
         print(f"   growth {growth:+.1f} MiB (goal <= {GOAL_GROWTH_MIB:g} MiB: {'ok' if growth <= GOAL_GROWTH_MIB else 'MISSED'})")
 
 
