@@ -186,7 +186,7 @@ async def measure(system: System, holder, bearer: dict[str, str], rate: float, s
               f" {api.rate:7.1f} {api.errors:>6}")
         print(f"   {'  web tier adds (page - API)':<52} {p(pl, 50) - p(al, 50):+6.1f}ms {p(pl, 99) - p(al, 99):+6.1f}ms")
         api_ms, web_ms = timings.get("api", []), timings.get("web", [])
-        wait = "API wait (sum of its calls)" if len(api_paths) > 1 else "API wait"
+        wait = "API wait (calls in flight)" if len(api_paths) > 1 else "API wait"
         print(f"   {'  inside web (Server-Timing): ' + wait:<52} {p(api_ms, 50):6.1f}ms {p(api_ms, 99):6.1f}ms")
         print(f"   {'  inside web (Server-Timing): web itself':<52} {p(web_ms, 50):6.1f}ms {p(web_ms, 99):6.1f}ms")
         if name in base:
