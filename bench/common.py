@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -78,3 +80,67 @@ async def open_loop(call: Callable[[int], Awaitable[bool]], *, rate: float, coun
     await asyncio.gather(*tasks)
     sample.elapsed_s = time.perf_counter() - start
     return sample
+
+
+# --- /proc: memory and CPU of a process, CPU of the machine ------------------------------------
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM in bytes."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0]) * 1024
+    return values
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Resets VmHWM to the current RSS (Linux ≥ 4.0, same user)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_queue_wait_ms(pid: int) -> float:
+    """Time the process's main thread spent runnable but waiting for its CPU (another process had
+    it): /proc/<pid>/schedstat, second field, in ns. 0 when the kernel does not keep it."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def involuntary_switches(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_busy_seconds() -> float:
+    """Time the CPUs spent busy (not idle or waiting on I/O), whoever used them: /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu "):
+            ticks = [int(v) for v in line.split()[1:]]
+            return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def service_pid(system, name: str) -> int:
+    """The pid of one of the system's uvicorn processes (services.sh writes var/run/<name>.pid)."""
+    return int((Path(system.env["ESPACE_VAR"]) / "run" / f"{name}.pid").read_text().split()[0])
+
+
+def percentiles(name: str, values: list[float], unit: str = "ms", extra: str = "") -> str:
+    """One line of a table: p50, p99, max and n of `values`."""
+    top = max(values) if values else float("nan")
+    return (f"{name:<46} p50 {p(values, 50):7.1f} {unit}  p99 {p(values, 99):7.1f} {unit}  max {top:7.1f} {unit}"
+            f"  n={len(values)}{extra}")

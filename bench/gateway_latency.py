@@ -48,7 +48,18 @@ import uvloop
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.common import Sample, closed_loop, open_loop, p
+from bench.common import (
+    Sample,
+    closed_loop,
+    cpu_busy_seconds,
+    cpu_seconds,
+    involuntary_switches,
+    open_loop,
+    p,
+    proc_status,
+    reset_peak_rss,
+    run_queue_wait_ms,
+)
 from shared.platform.auth import AUDIENCE, ISSUER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,55 +156,6 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 30) -> None
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"{url}: not ready after {seconds:g} s")
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM in bytes."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) * 1024
-    return values
-
-
-def reset_peak_rss(pid: int) -> bool:
-    """Resets VmHWM to the current RSS (Linux ≥ 4.0, same user)."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def run_queue_wait_ms(pid: int) -> float:
-    """Time the process's main thread spent runnable but waiting for its CPU (another process had
-    it): /proc/<pid>/schedstat, second field, in ns. 0 when the kernel does not keep it."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e6
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def involuntary_switches(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("nonvoluntary_ctxt_switches:"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_busy_seconds() -> float:
-    """Time the CPUs spent busy (not idle or waiting on I/O), whoever used them: /proc/stat."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("cpu "):
-            ticks = [int(v) for v in line.split()[1:]]
-            return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 # --- 1. latency -------------------------------------------------------------------------------

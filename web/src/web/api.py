@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +12,7 @@ import aiohttp
 
 from shared.platform.context import current_correlation_id
 from web.config import WebSettings
-from web.timing import add_api_time
+from web import timing
 
 log = logging.getLogger("web.api")
 
@@ -102,7 +101,7 @@ class Api:
             headers["X-Correlation-ID"] = correlation_id
         if params:
             params = {k: str(v) for k, v in params.items() if v not in (None, "")}
-        started = time.perf_counter()
+        timing.call_started()
         try:
             async with self.session.request(
                 method,
@@ -127,4 +126,4 @@ class Api:
             log.warning("api call failed", extra={"error_type": type(exc).__name__, "method": method})
             return ApiAnswer(503, dict(UNAVAILABLE))
         finally:
-            add_api_time(time.perf_counter() - started)
+            timing.call_ended()
