@@ -98,14 +98,22 @@ def document(runtime: ServiceRuntime, *, title: str, version: str) -> dict[str, 
         for key, message in components.get("messages", {}).items():
             if key.startswith(f"{consumer.name}:"):
                 message["payload"] = {"$ref": SCHEMA_REF.format(model=name)}
-        doc["operations"][consumer.name]["bindings"] = {
-            "kafka": {"bindingVersion": "0.4.0", "groupId": {"type": "string", "enum": [consumer.name]}}
-        }
-        channel = doc["channels"][consumer.name]
-        channel["description"] = (
-            f"Consumer group {consumer.name}: handles {', '.join(sorted(c.event_type for c in classes))}; "
-            f"other event types are skipped; what fails its retries goes to <topic>.dlq."
-        )
+        # One topic: FastStream names the operation and the channel after the group; several
+        # topics: one each, "<group>:<topic>" (and "<group>:<topic>Subscribe" for the operation).
+        def ours(key: str) -> bool:
+            return key == consumer.name or key.startswith(f"{consumer.name}:")
+
+        for key, operation in doc["operations"].items():
+            if ours(key) and operation.get("action") == "receive":
+                operation["bindings"] = {
+                    "kafka": {"bindingVersion": "0.4.0", "groupId": {"type": "string", "enum": [consumer.name]}}
+                }
+        for key, channel in doc["channels"].items():
+            if ours(key) and not key.endswith(":send"):
+                channel["description"] = (
+                    f"Consumer group {consumer.name}: handles {', '.join(sorted(c.event_type for c in classes))}; "
+                    f"other event types are skipped; what fails its retries goes to <topic>.dlq."
+                )
     schemas.pop("EmptyPayload", None)
     # Where Kafka is depends on the deployment: the document names the setting, not a host.
     prefix = runtime.settings.model_config.get("env_prefix", "")
