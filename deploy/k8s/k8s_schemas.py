@@ -38,14 +38,15 @@ KUBERNETES_VERSION = "1.35"  # the oldest minor the manifests promise to work on
 
 
 def kustomize() -> list[str]:
-    """`make setup` installs a pinned kustomize and the Makefile passes it as KUSTOMIZE."""
+    """$KUSTOMIZE (e.g. the pinned one deploy/k8s/tools/install-kustomize.sh fetches), else a
+    kustomize on PATH, else kubectl's built-in kustomize."""
     if os.environ.get("KUSTOMIZE"):
         return [os.environ["KUSTOMIZE"], "build"]
     if shutil.which("kustomize"):
         return ["kustomize", "build"]
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
-    raise RuntimeError("no kustomize: run `make setup` (it installs one) or set KUSTOMIZE=/path/to/kustomize")
+    raise RuntimeError("no kustomize: install kubectl, or set KUSTOMIZE=$(deploy/k8s/tools/install-kustomize.sh)")
 
 
 @functools.cache
