@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
+from pathlib import Path
 
 
 @dataclass
@@ -78,3 +83,15 @@ async def open_loop(call: Callable[[int], Awaitable[bool]], *, rate: float, coun
     await asyncio.gather(*tasks)
     sample.elapsed_s = time.perf_counter() - start
     return sample
+
+
+def sink_messages(folder: Path) -> Iterator[tuple[float, Message]]:
+    """(when the SMTP sink stored it, its headers) for each message in the sink's folder: the
+    file name starts with the UTC arrival time (deploy/local/smtp_sink.py)."""
+    parser = BytesHeaderParser()
+    with os.scandir(folder) as entries:
+        names = [e.name for e in entries if e.name.endswith(".eml")]
+    for name in names:
+        stamp = datetime.strptime(name.split("Z-")[0], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC).timestamp()
+        with open(folder / name, "rb") as handle:
+            yield stamp, parser.parse(handle, headersonly=True)
