@@ -75,7 +75,8 @@ mail:
 
 # Figures, not tests: the gateway against a stand-in service (wrk for its throughput: installed
 # here when missing and we are root, else the bench falls back to an aiohttp loop), then
-# identity under load on a whole system started on bench ports.
+# identity under load on a whole system started on bench ports, then the claims feed
+# (ROWS NOEMIE lines for MEMBERS members: imported, settled, alerted; the reimbursements page).
 bench: setup
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }; } \
@@ -83,6 +84,7 @@ bench: setup
 	@$(PY) -m bench.gateway_latency
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.identity_load  # its own ports: runs beside make test
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.cpu_split
+	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-1000} ROWS=$${ROWS:-100000} MEMBERS=$${MEMBERS:-20000} $(PY) -m bench.claims_load
 
 # Parked messages back on their topic, from where the last replay stopped (shared/platform/dlq.py).
 replay-dlq:
