@@ -248,10 +248,17 @@ async def page_latency(system: System, authorization: str, holder: uuid.UUID, ra
         for name, url in targets.items():
             for _ in range(50):  # warm-up: connections, JWKS, caches
                 await caller(url)(0)
+            before, busy = cpu_seconds_by_process(system), cpu_busy_seconds()
             sample = await open_loop(caller(url), rate=rate, count=int(rate * seconds))
+            after, busy = cpu_seconds_by_process(system), cpu_busy_seconds() - busy
             goal = f"goal p99 <= {GOAL_PAGE_P99_MS} ms" if "gateway" in name else ""
             print("  " + line(name, f"{sample.rate:6.1f}/s  p50 {p(sample.latencies_ms, 50):6.1f} ms  p99 {p(sample.latencies_ms, 99):6.1f} ms"
                               f"  n={len(sample.latencies_ms)} errors={sample.errors}", goal))
+            requests = max(1, len(sample.latencies_ms) + sample.errors)
+            per = {n: (after[n] - before.get(n, 0.0)) / requests * 1000 for n in after}
+            busiest = sorted((n for n in per if per[n] >= 0.05), key=lambda n: -per[n])
+            print("    CPU per request: " + ", ".join(f"{n.split('.')[0]} {per[n]:.1f} ms" for n in busiest)
+                  + f"; the machine {busy / sample.elapsed_s / (os.cpu_count() or 1) * 100:.0f} % busy, load {os.getloadavg()[0]:.1f}")
 
 
 async def run(args: argparse.Namespace) -> None:
