@@ -206,6 +206,11 @@ async def feed_and_alerts(system: System, feed: Path, rows: int, with_account: s
                f"goal p99 <= {GOAL_MAIL_P99_MS} ms"))
     print(line("e-mails expected/delivered/lost/duplicated", f"{len(expected)} / {len(latencies)} / {lost} / {duplicates}"
                + (f"  (+{unexpected} unexpected)" if unexpected else ""), "goal 0 lost, 0 duplicated"))
+    if lost:
+        [pending] = await fetch(system, "notifications", "SELECT count(*) FROM deliveries WHERE kind = 'reimbursement_available'"
+                                " AND status = 'pending'")
+        print(line("  not in the sink when the wait ended", f"{lost} after {timeout:.0f} s (--timeout): {pending[0]} queued in"
+                   " notifications, the rest not consumed yet; the latencies above are of the delivered ones only"))
     print(line("e-mails in the sink by kind", ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
     # documents renders a card per enrolment and a statement per settled claim (and mails that the
     # statement is online): not on the alert path, so not waited for; how far it got is shown.
