@@ -81,7 +81,9 @@ mail:
 
 # Figures, not tests: the gateway against a stand-in service (wrk for its throughput: installed
 # here when missing and we are root, else the bench falls back to an aiohttp loop), then
-# identity, documents and the web pages under load, each on a whole system started on bench ports.
+# identity, documents and the web pages under load, each on a whole system started on bench ports,
+# then the claims feed (ROWS NOEMIE lines for MEMBERS members: imported, settled, alerted; the
+# reimbursements page).
 bench: setup
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }; } \
@@ -91,6 +93,7 @@ bench: setup
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.cpu_split
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.documents_load
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.web_pages
+	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-1000} ROWS=$${ROWS:-100000} MEMBERS=$${MEMBERS:-20000} $(PY) -m bench.claims_load
 
 # Parked messages back on their topic, from where the last replay stopped (shared/platform/dlq.py).
 replay-dlq:

@@ -8,6 +8,9 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 
@@ -144,3 +147,28 @@ def percentiles(name: str, values: list[float], unit: str = "ms", extra: str = "
     top = max(values) if values else float("nan")
     return (f"{name:<46} p50 {p(values, 50):7.1f} {unit}  p99 {p(values, 99):7.1f} {unit}  max {top:7.1f} {unit}"
             f"  n={len(values)}{extra}")
+class Sink:
+    """The SMTP sink's folder, read as it fills: each message parsed once, with when the sink
+    stored it (the file name starts with the UTC arrival time, deploy/local/smtp_sink.py)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.messages: dict[str, tuple[float, Message]] = {}
+        self._parser = BytesHeaderParser()
+
+    def scan(self) -> list[tuple[float, Message]]:
+        """Reads the messages that arrived since the last scan; returns them."""
+        with os.scandir(self.folder) as entries:
+            names = [e.name for e in entries if e.name.endswith(".eml") and e.name not in self.messages]
+        new = []
+        for name in names:
+            stamp = datetime.strptime(name.split("Z-")[0], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC).timestamp()
+            with open(self.folder / name, "rb") as handle:
+                self.messages[name] = (stamp, self._parser.parse(handle, headersonly=True))
+            new.append(self.messages[name])
+        return new
+
+
+def sink_messages(folder: Path) -> list[tuple[float, Message]]:
+    """(arrival time, headers) of every message in the sink's folder."""
+    return Sink(folder).scan()

@@ -11,26 +11,18 @@ import argparse
 import asyncio
 import os
 import time
-from datetime import UTC, datetime
-from email import policy
-from email.parser import BytesHeaderParser
 
 import aiohttp
 
 from bench.argon2_limit import verify_rate
-from bench.common import closed_loop, open_loop, p
+from bench.common import closed_loop, open_loop, p, sink_messages
 from tests.integration.conftest import PASSWORD, Mailbox, Registry, activation_token
 from tests.integration.system import System
 
 
 def arrival_times(mailbox: Mailbox) -> dict[str, float]:
     """Recipient → when the sink stored the message (its file name is the UTC arrival time)."""
-    arrived = {}
-    for path in mailbox.folder.glob("*.eml"):
-        stamp = datetime.strptime(path.name.split("Z-")[0], "%Y%m%dT%H%M%S.%f")
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(path.read_bytes())
-        arrived[str(headers["To"]).lower()] = stamp.replace(tzinfo=UTC).timestamp()
-    return arrived
+    return {str(headers["To"]).lower(): stamp for stamp, headers in sink_messages(mailbox.folder)}
 
 
 async def run(seconds: float, concurrency: int) -> None:

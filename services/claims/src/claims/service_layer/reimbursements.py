@@ -51,7 +51,7 @@ async def beneficiaries(db: Database, member_id: uuid.UUID) -> list[dict[str, An
         if view is None:
             raise errors.no_contract()
         rows = await conn.fetch(
-            "SELECT b.*, h.holder_member_id FROM beneficiaries b JOIN contract_holders h USING (contract_number)"
+            "SELECT b.*, h.holder_member_id FROM beneficiaries b" + settlement.HOLDER_OF_B +
             " WHERE b.member_id = ANY($1::uuid[]) ORDER BY b.seq", view.visible,
         )
     return [
