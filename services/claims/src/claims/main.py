@@ -4,7 +4,7 @@ from importlib.resources import files
 
 from claims.config import ClaimsSettings
 from claims.domain.plans import PlanCatalog
-from claims.entrypoints import http, http_backoffice
+from claims.entrypoints import http, http_backoffice, http_providers
 from claims.entrypoints.consumers import build_consumer
 from shared.platform.app import ServiceRuntime
 
@@ -17,7 +17,7 @@ def create_app():
     app = runtime.create_app(
         title="Espace — claims",
         description="Guarantees, claims, reimbursements and the health professionals directory.",
-        routers=[http.router, http_backoffice.router],
+        routers=[http.router, http_backoffice.router, http_providers.router],
     )
     app.state.catalog = catalog
     return app
