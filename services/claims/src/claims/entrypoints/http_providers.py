@@ -4,17 +4,47 @@ service_layer/providers_search.py."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel
 
-from claims.adapters import pg
 from claims.service_layer import providers_search
-from shared.platform.app import RuntimeDep
+from shared.platform.db import asyncpg_dsn
 from shared.platform.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/claims", tags=["directory"])
+
+
+class DirectoryPool:
+    """The searches' own asyncpg pool: a public hot path of read-only statements, prepared once
+    per connection, without the ORM session around them."""
+
+    def __init__(self, url: str, size: int = 8) -> None:
+        self.dsn, self.size = asyncpg_dsn(url), size
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+
+
+def directory_pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.directory.pool
+
+
+PoolDep = Annotated[asyncpg.Pool, Depends(directory_pool)]
+
+
+def json_answer(content: dict[str, Any]) -> Response:
+    # Already in the documented shape (the response model documents it): no second validation.
+    return Response(json.dumps(content, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 POSTCODE = r"^[0-9]{5}$"
 DEPARTMENT = r"^(0[1-9]|[1-8][0-9]|9[0-5]|2[ABab]|97[1-6])$"
@@ -85,10 +115,10 @@ class Specialties(BaseModel):
         "distance. Pages par curseur (`next_cursor`), dans un ordre stable."
     ),
     responses=problem_responses(422),
-    response_model_exclude_none=False,
+    response_model=ProvidersPage,
 )
 async def search_providers(
-    runtime: RuntimeDep,
+    pool: PoolDep,
     q: Annotated[str | None, Query(min_length=2, max_length=100, description="Nom ou raison sociale")] = None,
     specialty: Annotated[str | None, Query(min_length=1, max_length=80, description="Code (01, 19…) ou libellé (dentiste, cardiologie…)")] = None,
     postcode: Annotated[str | None, Query(pattern=POSTCODE, description="Code postal du cabinet")] = None,
@@ -99,15 +129,13 @@ async def search_providers(
     near: Annotated[str | None, Query(pattern=POSTCODE, description="Code postal : résultats du plus proche au plus loin")] = None,
     cursor: Annotated[str | None, Query(max_length=600, pattern=CURSOR)] = None,
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
-) -> ProvidersPage:
+) -> Response:
     search = providers_search.Search(q, specialty, postcode, city, department, sector, optam, near)
-    async with runtime.db.sessions() as session:
-        conn = await pg.connection(session)
-        return ProvidersPage(**await providers_search.search(conn, search, cursor, limit))
+    async with pool.acquire() as conn:
+        return json_answer(await providers_search.search(conn, search, cursor, limit))
 
 
-@router.get("/specialties", summary="The directory's specialties with their codes (public)")
-async def list_specialties(runtime: RuntimeDep) -> Specialties:
-    async with runtime.db.sessions() as session:
-        conn = await pg.connection(session)
-        return Specialties(items=[SpecialtyCount(**s) for s in await providers_search.specialties(conn)])
+@router.get("/specialties", summary="The directory's specialties with their codes (public)", response_model=Specialties)
+async def list_specialties(pool: PoolDep) -> Response:
+    async with pool.acquire() as conn:
+        return json_answer({"items": await providers_search.specialties(conn)})

@@ -271,6 +271,8 @@ def print_report(report: ImportReport, elapsed: float) -> None:
     if report.malformed > 200:
         print(f"… {report.malformed - 200} more malformed rows", file=sys.stderr)
     if report.timings:
-        print("phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items()), file=sys.stderr)
+        indexes = sum(v for k, v in report.timings.items() if k.startswith("index "))
+        phases = {k: v for k, v in report.timings.items() if not k.startswith("index ")} | {"indexes": indexes}
+        print("phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()), file=sys.stderr)
     rate = report.rows / elapsed if elapsed else 0
     print(f"{report.summary()} in {elapsed:.1f} s ({rate:,.0f} rows/s)")

@@ -254,13 +254,14 @@ async def _by_name(conn, s: Search, specialty_code, words, print_: str, cursor: 
         sc = inner.arg(Decimal(repr(score)))
         outer = f"WHERE m.score <= {sc}::numeric"
         inner.add(f"(m.score < {sc}::numeric OR (p.name_norm, p.id) > ({inner.arg(name)}, {inner.arg(last_id)}))")
+    rest = _REST_MATCH if len(words) > 1 else "TRUE"  # one word: nothing else to match
     lim = inner.arg(limit + 1)
     # The lateral reads only (name_key, name_norm, id) — an index-only walk of providers_key
     # when no filter needs the row — and the page's rows are fetched by id at the end.
     rows = await conn.fetch(
         f"WITH m AS ({matches}), hits AS ("
         f" SELECT p.id, p.name_norm, m.score FROM (SELECT * FROM m {outer}) m CROSS JOIN LATERAL ("
-        f"   SELECT p.id, p.name_norm FROM providers p WHERE p.name_key = m.name_key AND {_REST_MATCH} AND {inner.sql()}"
+        f"   SELECT p.id, p.name_norm FROM providers p WHERE p.name_key = m.name_key AND {rest} AND {inner.sql()}"
         f"   ORDER BY p.name_key, p.name_norm, p.id LIMIT {lim}) p"
         f" ORDER BY m.score DESC, p.name_norm, p.id LIMIT {lim})"
         f" SELECT {_FIELDS}, hits.score FROM hits JOIN providers p ON p.id = hits.id"
