@@ -125,6 +125,13 @@ def test_near_a_postcode_orders_by_distance(gateway: httpx.Client, directory):
     assert distances == sorted(distances) and distances[0] == 0 and distances[1] < 15
     assert answer.json()["order"] == "distance"
     assert names(gateway.get(PROVIDERS, params={"near": "33000", "specialty": "01", "limit": 1})) == ["Léa Roche"]
+    # A name near a postcode: the Duponts, Lyon 3e before Villeurbanne.
+    near_lyon = gateway.get(PROVIDERS, params={"near": "69003", "q": "dupond"}).json()["items"]
+    assert [(i["name"], i["address"]["postcode"]) for i in near_lyon][-1] == ("Jean DUPONT", "69100")
+    assert {i["address"]["postcode"] for i in near_lyon[:-1]} == {"69003"}
+    # Every filter at once, nothing matching: an empty page, not an error.
+    answer = gateway.get(PROVIDERS, params={"near": "09700", "department": "62", "postcode": "00000", "q": "00", "limit": 18})
+    assert answer.status_code == 200 and answer.json()["items"] == []
 
 
 def test_pages_follow_a_stable_order_to_the_end(gateway: httpx.Client, directory):

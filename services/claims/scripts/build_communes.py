@@ -26,6 +26,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from claims.domain.directory import fold  # noqa: E402
 
 PLM = {"75056": "Paris", "69123": "Lyon", "13055": "Marseille"}  # split in arrondissements
+# Approximate centres of the municipal arrondissements (typed in by hand, to about a kilometre):
+# GeoNames places the cities, not their arrondissements.
+ARRONDISSEMENTS = {
+    "75101": (48.8625, 2.3363), "75102": (48.8683, 2.3428), "75103": (48.8630, 2.3601), "75104": (48.8543, 2.3576),
+    "75105": (48.8445, 2.3507), "75106": (48.8491, 2.3328), "75107": (48.8562, 2.3122), "75108": (48.8727, 2.3125),
+    "75109": (48.8771, 2.3375), "75110": (48.8761, 2.3608), "75111": (48.8591, 2.3800), "75112": (48.8350, 2.4213),
+    "75113": (48.8283, 2.3623), "75114": (48.8292, 2.3266), "75115": (48.8401, 2.2928), "75116": (48.8604, 2.2620),
+    "75117": (48.8873, 2.3067), "75118": (48.8925, 2.3484), "75119": (48.8871, 2.3848), "75120": (48.8634, 2.4012),
+    "69381": (45.7676, 4.8344), "69382": (45.7500, 4.8270), "69383": (45.7597, 4.8686), "69384": (45.7786, 4.8257),
+    "69385": (45.7566, 4.8023), "69386": (45.7727, 4.8519), "69387": (45.7340, 4.8400), "69388": (45.7352, 4.8698),
+    "69389": (45.7743, 4.8060),
+    "13201": (43.2999, 5.3841), "13202": (43.3128, 5.3639), "13203": (43.3122, 5.3802), "13204": (43.3066, 5.4003),
+    "13205": (43.2927, 5.3977), "13206": (43.2871, 5.3809), "13207": (43.2826, 5.3634), "13208": (43.2417, 5.3746),
+    "13209": (43.2364, 5.4437), "13210": (43.2754, 5.4246), "13211": (43.2886, 5.4843), "13212": (43.3077, 5.4448),
+    "13213": (43.3497, 5.4325), "13214": (43.3452, 5.3920), "13215": (43.3590, 5.3635), "13216": (43.3640, 5.3140),
+}
 
 
 def main(communes_json: str, cities_json: str, out: str) -> None:
@@ -47,7 +63,7 @@ def main(communes_json: str, cities_json: str, out: str) -> None:
             continue
         city, where = c["nom"], coords.get(c["code"])
         if c["type"] == "arrondissement-municipal":
-            city, where = PLM[c["commune"]], coords.get(c["commune"])
+            city, where = PLM[c["commune"]], ARRONDISSEMENTS.get(c["code"]) or coords.get(c["commune"])
         for postcode in c.get("codesPostaux") or []:
             lat, lon = (f"{where[0]:.4f}", f"{where[1]:.4f}") if where else ("", "")
             rows.append((c["code"], city, c["departement"], postcode, c.get("population", 0), lat, lon))

@@ -97,5 +97,6 @@ CREATE TABLE directory_state (
     generation   bigint NOT NULL,
     source_file  text NOT NULL,
     imported_at  timestamptz NOT NULL,
-    rows         integer NOT NULL
+    rows         integer NOT NULL,
+    communes     text NOT NULL           -- checksum of the communes.csv loaded
 );

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import itertools
 import math
 import time
@@ -82,9 +83,16 @@ def geo_point(latitude: float | None, longitude: float | None) -> asyncpg.Point 
     return asyncpg.Point(longitude * COS_LAT, latitude)
 
 
+COMMUNES_CSV = files("claims") / "directory_data" / "communes.csv"
+
+
+def communes_checksum() -> str:
+    return hashlib.blake2b(COMMUNES_CSV.read_bytes(), digest_size=8).hexdigest()
+
+
 def load_communes() -> list[Commune]:
     out = []
-    with (files("claims") / "directory_data" / "communes.csv").open(encoding="utf-8", newline="") as handle:
+    with COMMUNES_CSV.open(encoding="utf-8", newline="") as handle:
         for r in csv.DictReader(handle):
             out.append(Commune(r["insee_code"], r["name"], r["department"], r["postcode"], int(r["population"] or 0),
                                float(r["latitude"]) if r["latitude"] else None,
@@ -160,8 +168,9 @@ def records(rows: Iterator[ProviderRow], communes: CommuneIndex, report: ImportR
         )
 
 
-async def _sync_communes(conn: asyncpg.Connection, communes: list[Commune]) -> None:
-    if await conn.fetchval("SELECT count(*) FROM communes") == len(communes):
+async def _sync_communes(conn: asyncpg.Connection, communes: list[Commune], checksum: str) -> None:
+    """The commune list, reloaded when the one shipped differs from the one loaded."""
+    if await conn.fetchval("SELECT communes FROM directory_state WHERE id = 1") == checksum:
         return
     await conn.execute("DELETE FROM communes")
     await conn.execute("DELETE FROM commune_places")
@@ -210,7 +219,8 @@ async def import_file(conn: asyncpg.Connection, path: Path) -> ImportReport:
     rows = records(read_file(path, report), CommuneIndex(communes), report)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", IMPORT_LOCK)
-        await _sync_communes(conn, communes)
+        checksum = communes_checksum()
+        await _sync_communes(conn, communes, checksum)
         generation = (await conn.fetchval("SELECT generation FROM directory_state WHERE id = 1") or 0) + 1
         for table in SWAPPED:
             # Same columns, types, defaults and checks; no index yet (built after the load).
@@ -257,9 +267,10 @@ async def import_file(conn: asyncpg.Connection, path: Path) -> ImportReport:
             await conn.execute(f"ALTER TABLE {table}_next RENAME TO {table}")
             await conn.execute(f"DROP TABLE {table}_old")
         await conn.execute(
-            "INSERT INTO directory_state (id, generation, source_file, imported_at, rows) VALUES (1, $1, $2, $3, $4)"
-            " ON CONFLICT (id) DO UPDATE SET generation = $1, source_file = $2, imported_at = $3, rows = $4",
-            generation, path.name, datetime.now(UTC), report.rows,
+            "INSERT INTO directory_state (id, generation, source_file, imported_at, rows, communes)"
+            " VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE"
+            " SET generation = $1, source_file = $2, imported_at = $3, rows = $4, communes = $5",
+            generation, path.name, datetime.now(UTC), report.rows, checksum,
         )
     report.timings["swap_and_commit"] = time.perf_counter() - clock
     return report

@@ -288,7 +288,8 @@ async def _near(conn, s: Search, specialty_code, words, print_: str, cursor: str
     w = _Where()
     here = w.arg(origin["geo"])
     if words:
-        keys = await conn.fetch(f"SELECT name_key FROM ({_name_matches(words, w)}) m", *w.args)
+        names = _Where()  # a statement of its own, with its own parameters
+        keys = await conn.fetch(f"SELECT name_key FROM ({_name_matches(words, names)}) m", *names.args)
         w.add(f"p.name_key = ANY({w.arg([k['name_key'] for k in keys])}::text[])")
     _filters(w, s, specialty_code)
     near_filter = ""
