@@ -53,7 +53,7 @@ def typo(word: str, rng: random.Random) -> str:
         return word[:i] + word[i + 1:]
     if kind == "double":
         return word[:i] + word[i] + word[i:]
-    return word.replace("e", "é", 1) if "e" in word else word.upper()
+    return word.replace("e", "é", 1) if "e" in word else word[:i] + word[i + 1:]
 
 
 def query_mix(path: Path, rng: random.Random, per_shape: int = 300) -> dict[str, list[dict]]:

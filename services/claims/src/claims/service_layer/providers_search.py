@@ -30,6 +30,7 @@ import asyncpg
 
 from claims.domain import directory
 from claims.service_layer import errors
+from shared.platform.inputs import storable
 
 MAX_WORDS = 5
 NAMES_PER_WORD = 50
@@ -87,7 +88,7 @@ def decode_cursor(cursor: str, mode: str, print_: str, types: tuple[type, ...]) 
             raise bad
         if kind is float and not math.isfinite(value):
             raise bad
-        if kind is str and (len(value) > 300 or "\x00" in value):
+        if kind is str and (len(value) > 300 or not storable(value)):
             raise bad
         out.append(value)
     return out
@@ -191,7 +192,7 @@ def _name_matches(words: list[str], w: _Where) -> str:
     # Words of one or two letters narrow (as the beginning of a word of the name) but are not
     # looked up as names themselves, unless q has nothing longer.
     long_words = [word for word in words if len(word) >= 3] or words
-    candidates = [(word, " ".join(x for x in words if x != word)) for word in long_words]
+    candidates = [(word, _begins_words([x for x in words if x != word])) for word in long_words]
     if len(words) > 1:
         candidates.append((" ".join(words), ""))
     tried = w.arg([c[0] for c in candidates])
@@ -207,8 +208,13 @@ def _name_matches(words: list[str], w: _Where) -> str:
     )
 
 
-_REST_MATCH = ("(m.rest = '' OR NOT EXISTS (SELECT 1 FROM unnest(string_to_array(m.rest, ' ')) r"
-               " WHERE position(' ' || r IN ' ' || p.name_norm) = 0))")
+def _begins_words(words: list[str]) -> str:
+    """A regular expression true when each of `words` begins a word of the name, in any order
+    (words are [a-z0-9]+ once folded: nothing to escape). Empty: nothing to match."""
+    return "^" + "".join(f"(?=(.* )?{w})" for w in words) if words else ""
+
+
+_REST_MATCH = "(m.rest = '' OR p.name_norm ~ m.rest)"
 
 
 async def search(conn: asyncpg.Connection, s: Search, cursor: str | None, limit: int) -> dict[str, Any]:
