@@ -159,7 +159,8 @@ async def run(rows: int, rate: float, seconds: float) -> None:
     path = demo_file(rows)
     system = System.start("bench-providers", extra_env={"GATEWAY_RATE_LIMITS_ENABLED": "false", "LOG_LEVEL": "WARNING"})
     try:
-        print(f"system up ({system.mode}); {os.cpu_count()} cores")
+        print(f"system up ({system.mode}); {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}"
+              " (what else runs on the machine moves these figures)")
         env = {**os.environ, "CLAIMS_DATABASE_URL": system.db_url("claims")}
         t0 = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "claims.entrypoints.cli", "import-providers", str(path)],
@@ -172,7 +173,9 @@ async def run(rows: int, rate: float, seconds: float) -> None:
         print("   " + result.stdout.strip())
         print("   " + result.stderr.strip().splitlines()[-1])
         shapes = query_mix(path, random.Random(2026))
+        print(f"load average before the searches: {os.getloadavg()[0]:.1f}")
         await search_load(system.gateway_url, shapes, rate, seconds)
+        print(f"load average after the searches: {os.getloadavg()[0]:.1f}")
         await explain(system.db_url("claims"), shapes)
     finally:
         system.stop()
