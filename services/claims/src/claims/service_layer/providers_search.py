@@ -249,31 +249,39 @@ async def _browse(conn, s: Search, specialty_code, print_: str, cursor: str | No
 
 
 async def _by_name(conn, s: Search, specialty_code, words, print_: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    after = decode_cursor(cursor, "q", print_, (float, str, int)) if cursor else None
+    # 1. The names like q (trigram index on provider_names: a bitmap scan).
+    names = _Where()
+    found = await conn.fetch(_name_matches(words, names), *names.args)
+    if after is not None:
+        found = [m for m in found if m["score"] <= Decimal(repr(after[0]))]
+    if not found:
+        return {"items": [], "next_cursor": None, "order": "relevance"}
+    # 2. Each name's rows in page order. The lateral reads only (name_key, name_norm, id): with
+    # bitmap scans off, an index-only walk of providers_key that stops at the page's end (the
+    # planner would otherwise read every row of a name from the heap, then sort). The page's
+    # rows are fetched by id at the end.
     w = _Where()
-    matches = _name_matches(words, w)
-    inner = _Where()
-    inner.args = w.args  # one numbering for the whole statement
-    _filters(inner, s, specialty_code)
-    outer = ""
-    if cursor:
-        score, name, last_id = decode_cursor(cursor, "q", print_, (float, str, int))
-        sc = inner.arg(Decimal(repr(score)))
-        outer = f"WHERE m.score <= {sc}::numeric"
-        inner.add(f"(m.score < {sc}::numeric OR (p.name_norm, p.id) > ({inner.arg(name)}, {inner.arg(last_id)}))")
+    keys, scores, rests = (w.arg([m[k] for m in found]) for k in ("name_key", "score", "rest"))
+    _filters(w, s, specialty_code)
+    if after is not None:
+        sc = w.arg(Decimal(repr(after[0])))
+        w.add(f"(m.score < {sc} OR (p.name_norm, p.id) > ({w.arg(after[1])}, {w.arg(after[2])}))")
     rest = _REST_MATCH if len(words) > 1 else "TRUE"  # one word: nothing else to match
-    lim = inner.arg(limit + 1)
-    # The lateral reads only (name_key, name_norm, id) — an index-only walk of providers_key
-    # when no filter needs the row — and the page's rows are fetched by id at the end.
-    rows = await conn.fetch(
-        f"WITH m AS ({matches}), hits AS ("
-        f" SELECT p.id, p.name_norm, m.score FROM (SELECT * FROM m {outer}) m CROSS JOIN LATERAL ("
-        f"   SELECT p.id, p.name_norm FROM providers p WHERE p.name_key = m.name_key AND {rest} AND {inner.sql()}"
-        f"   ORDER BY p.name_key, p.name_norm, p.id LIMIT {lim}) p"
-        f" ORDER BY m.score DESC, p.name_norm, p.id LIMIT {lim})"
-        f" SELECT {_FIELDS}, hits.score FROM hits JOIN providers p ON p.id = hits.id"
-        " ORDER BY hits.score DESC, hits.name_norm, hits.id",
-        *inner.args,
-    )
+    lim = w.arg(limit + 1)
+    async with conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL enable_bitmapscan = off")
+        rows = await conn.fetch(
+            f"WITH m AS (SELECT * FROM unnest({keys}::text[], {scores}::numeric[], {rests}::text[]) AS m(name_key, score, rest)),"
+            " hits AS ("
+            " SELECT p.id, p.name_norm, m.score FROM m CROSS JOIN LATERAL ("
+            f"   SELECT p.id, p.name_norm FROM providers p WHERE p.name_key = m.name_key AND {rest} AND {w.sql()}"
+            f"   ORDER BY p.name_key, p.name_norm, p.id LIMIT {lim}) p"
+            f" ORDER BY m.score DESC, p.name_norm, p.id LIMIT {lim})"
+            f" SELECT {_FIELDS}, hits.score FROM hits JOIN providers p ON p.id = hits.id"
+            " ORDER BY hits.score DESC, hits.name_norm, hits.id",
+            *w.args,
+        )
     page = rows[:limit]
     more = len(rows) > limit
     return {
