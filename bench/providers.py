@@ -77,15 +77,27 @@ def query_mix(path: Path, rng: random.Random, per_shape: int = 300) -> dict[str,
 
 
 class Spy:
-    """Records the statements a search runs (to EXPLAIN them)."""
+    """Records the statements a search runs, with the SET LOCAL in force (to EXPLAIN them)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.statements: list[tuple[str, tuple]] = []
+        self.settings: list[str] = []
+        self.statements: list[tuple[str, tuple, tuple[str, ...]]] = []
+
+    def transaction(self, **kwargs):
+        return self.conn.transaction(**kwargs)
+
+    async def execute(self, sql: str, *args):
+        if sql.startswith("SET LOCAL"):
+            self.settings.append(sql)
+        return await self.conn.execute(sql, *args)
 
     async def fetch(self, sql: str, *args):
-        self.statements.append((sql, args))
-        return await self.conn.fetch(sql, *args)
+        self.statements.append((sql, args, tuple(self.settings)))
+        rows = await self.conn.fetch(sql, *args)
+        if not self.conn.is_in_transaction():
+            self.settings = []
+        return rows
 
     async def fetchrow(self, sql: str, *args):
         return await self.conn.fetchrow(sql, *args)
@@ -108,14 +120,18 @@ async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
         for shape, queries in shapes.items():
             spy = Spy(conn)
             await providers_search.search(spy, _params(queries[0]), None, 20)
-            sql, args = spy.statements[-1]
-            plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
             print(f"\nEXPLAIN {shape}  {queries[0]}")
-            for line in plan:
-                if re.search(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By", line):
-                    print("   " + line.rstrip()[:160])
-            full_scans = [line for line in plan if "Seq Scan on providers" in line]
-            print(f"   -> {'SEQUENTIAL SCAN OF providers' if full_scans else 'index use only, no sequential scan of providers'}")
+            for number, (sql, args, settings) in enumerate(spy.statements, 1):
+                async with conn.transaction():
+                    for setting in settings:
+                        await conn.execute(setting)
+                    plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
+                print(f"  statement {number}/{len(spy.statements)}" + (f" ({'; '.join(settings)})" if settings else ""))
+                for line in plan:
+                    if re.search(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By", line):
+                        print("   " + line.rstrip()[:160])
+                full_scans = [line for line in plan if re.search(r"Seq Scan on (providers|provider_names)", line)]
+                print(f"   -> {'SEQUENTIAL SCAN' if full_scans else 'index use only, no sequential scan'}")
     finally:
         await conn.close()
 
