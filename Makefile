@@ -16,6 +16,8 @@ help:
 	@echo "make create-agent EMAIL=… NAME=…  a back-office agent; prints its one-time password link"
 	@echo "make import-reimbursements FILE=x.csv  the Sécu (NOEMIE) feed into claims"
 	@echo "make demo-reimbursements      a demo NOEMIE feed for the demo members, imported"
+	@echo "make import-providers FILE=liste-ps-AAAAMMJJ.csv  the directory of health professionals (Assurance Maladie open data)"
+	@echo "make demo-providers [ROWS=5000] [FILE=var/demo-providers.csv]  a synthetic directory file, imported"
 	@echo "make issue-letters FILE=x.json  issue letters (contribution calls, tax certificates)"
 	@echo "make print-batch              one PDF + CSV manifest of letters queued for post (var/print/<date>/)"
 	@echo "make mail                     print the newest e-mail sent (e.g. the activation link)"
@@ -94,6 +96,7 @@ bench: setup
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.documents_load
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-500} $(PY) -m bench.web_pages
 	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-1000} ROWS=$${ROWS:-100000} MEMBERS=$${MEMBERS:-20000} $(PY) -m bench.claims_load
+	@ESPACE_TEST_PORT_OFFSET=$${ESPACE_TEST_PORT_OFFSET:-600} $(PY) -m bench.providers  # the directory: 550,000 rows
 
 # Parked messages back on their topic, from where the last replay stopped (shared/platform/dlq.py).
 replay-dlq:
@@ -120,3 +123,16 @@ demo-reimbursements:
 	@mkdir -p var && $(PY) -m claims.entrypoints.cli demo-reimbursements var/demo-reimbursements.csv \
 		--members $(LOCAL)/demo-members.csv $(if $(LINES),--lines $(LINES))
 	@$(MAKE) --no-print-directory import-reimbursements FILE=var/demo-reimbursements.csv
+
+# -- claims: the directory of health professionals (annuaire santé, Assurance Maladie open data) --
+.PHONY: import-providers demo-providers
+import-providers:
+	@test -n "$(FILE)" || { echo "usage: make import-providers FILE=liste-ps-AAAAMMJJ.csv"; exit 2; }
+	@source $(LOCAL)/env.sh && CLAIMS_DATABASE_URL="$${CLAIMS_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/claims}" \
+		$(PY) -m claims.entrypoints.cli import-providers "$(FILE)"
+
+# A synthetic file in the real format (real communes and postcodes), then imported.
+DEMO_PROVIDERS_FILE = $(or $(FILE),var/demo-providers.csv)
+demo-providers:
+	@mkdir -p "$(dir $(DEMO_PROVIDERS_FILE))" && $(PY) -m claims.entrypoints.cli demo-providers "$(DEMO_PROVIDERS_FILE)" --rows $(or $(ROWS),5000)
+	@$(MAKE) --no-print-directory import-providers FILE="$(DEMO_PROVIDERS_FILE)"

@@ -111,6 +111,12 @@ DOCUMENTS_DATABASE_URL="postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT/do
   DOCUMENTS_STORAGE_DIR="${DOCUMENTS_STORAGE_DIR:-$ESPACE_VAR/documents}" \
   "$PYTHON" -m documents.entrypoints.cli issue-letters "$here/demo-letters.json" || say "demo letters not issued"
 
+# The directory of health professionals: a few thousand synthetic rows in the real file format.
+"$PYTHON" -m claims.entrypoints.cli demo-providers "$ESPACE_VAR/demo-providers.csv" --rows "${DEMO_PROVIDERS_ROWS:-5000}" >/dev/null &&
+  CLAIMS_DATABASE_URL="postgresql+asyncpg://espace:espace@127.0.0.1:$PG_PORT/claims" \
+    "$PYTHON" -m claims.entrypoints.cli import-providers "$ESPACE_VAR/demo-providers.csv" 2>/dev/null ||
+  say "demo directory not loaded"
+
 cat <<INFO
 
   Espace is up ($((SECONDS - started)) s).
@@ -121,6 +127,7 @@ cat <<INFO
     logs               $ESPACE_LOG_DIR/
     demo members       deploy/local/demo-members.csv (e.g. 100000001, Martin, Camille, 1985-04-12)
     demo letters (PDF) $ESPACE_VAR/documents/issued/<member id>/*.pdf  (make print-batch: var/print/<date>/)
+    directory (public) http://127.0.0.1:${GATEWAY_PORT:-8000}/api/v1/claims/providers?q=dupont  (5,000 demo rows)
 
   Try:  curl -s -X POST http://127.0.0.1:${GATEWAY_PORT:-8000}/api/v1/identity/registrations \\
           -H 'content-type: application/json' -d @deploy/local/demo-registration.json

@@ -80,6 +80,8 @@ BUSINESS_REFUSALS: dict[str, list[str]] = {
     "GET /api/v1/documents": ["422"],  # a cursor is an opaque token the service issued
     "GET /api/v1/claims/reimbursements": ["422"],  # the beneficiary must be on the caller's contract,
     # the category one of the plan's, a cursor one the service issued
+    "GET /api/v1/claims/providers": ["422"],  # a specialty the nomenclature has, a postcode the commune
+    # list has (near), a q with letters or digits in it, a cursor the service issued for that query
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 # A multipart field has no type: "0" is the text a "number" mutation becomes, so the negative

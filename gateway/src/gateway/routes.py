@@ -28,6 +28,9 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/identity/agent-sessions/refresh"),
         ("GET", "/api/v1/identity/.well-known/jwks.json"),
         ("HEAD", "/api/v1/identity/.well-known/jwks.json"),
+        # The directory of health professionals: public information, searched before log-in.
+        ("GET", "/api/v1/claims/providers"),
+        ("GET", "/api/v1/claims/specialties"),
     }
 )
 
@@ -57,6 +60,8 @@ RATE_LIMITED: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/api/v1/identity/agent-passwords"): ("token",),
     ("POST", "/api/v1/identity/agent-sessions"): ("email",),
     ("POST", "/api/v1/identity/agent-sessions/refresh"): ("refresh_token",),
+    # Public searches: per client IP only (no account, no body).
+    ("GET", "/api/v1/claims/providers"): (),
 }
 
 # Services whose routes carry files: bigger body cap, longer timeout.

@@ -3,6 +3,8 @@
     claims import-reimbursements FILE.csv     the Sécu (NOEMIE) feed: valued, settled, announced
     claims demo-reimbursements OUT.csv [...]  writes a realistic feed for the demo members (and N synthetic ones)
     claims check-plans                        loads and validates the plan files
+    claims import-providers FILE.csv          the directory of health professionals (annuaire santé file), replaced whole
+    claims demo-providers OUT.csv [--rows N]  writes a synthetic directory file in the real format
 """
 
 from __future__ import annotations
@@ -32,6 +34,22 @@ async def _import(path: Path) -> noemie.ImportReport:
         await db.dispose()
 
 
+async def _import_providers(path: Path):
+    import asyncpg
+
+    from claims.service_layer import providers_import
+    from shared.platform.db import asyncpg_dsn
+
+    settings = ClaimsSettings()
+    url = settings.database_url.get_secret_value()
+    await apply_migrations(url, ("platform", PLATFORM_MIGRATIONS), ("claims", files("claims") / "migrations"))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return await providers_import.import_file(conn, path)
+    finally:
+        await conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="claims")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--heavy", type=int, default=0, help="lines for the first member alone (a long history)")
     demo.add_argument("--seed", type=int, default=2026)
     commands.add_parser("check-plans", help="validate the plan files")
+    providers = commands.add_parser("import-providers", help="replace the directory with an annuaire santé file (liste-ps-*.csv)")
+    providers.add_argument("file", type=Path)
+    demo_ps = commands.add_parser("demo-providers", help="write a synthetic annuaire santé file")
+    demo_ps.add_argument("out", type=Path)
+    demo_ps.add_argument("--rows", type=int, default=5000)
+    demo_ps.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
     try:
         if args.command == "import-reimbursements":
@@ -57,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"… {len(report.problems) - 200} more", file=sys.stderr)
             elapsed = time.perf_counter() - started
             print(f"{report.summary()} in {elapsed:.1f} s")
+        elif args.command == "import-providers":
+            from claims.service_layer.providers_import import print_report
+
+            started = time.perf_counter()
+            report = asyncio.run(_import_providers(args.file))
+            print_report(report, time.perf_counter() - started)
+        elif args.command == "demo-providers":
+            from claims.entrypoints import demo_providers
+
+            count = demo_providers.write(args.out, args.rows, args.seed)
+            print(f"{count} row(s) written to {args.out}")
         elif args.command == "demo-reimbursements":
             from claims.entrypoints import demo_feed
 

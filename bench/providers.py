@@ -1,0 +1,210 @@
+"""The directory of health professionals at full size, on the real system (started here on
+bench ports): the import of a 550,000-row synthetic file in the real format, then searches
+through the gateway at a steady 100 requests/s (open loop) for a mix of shapes — a name, a
+specialty in a city, a postcode and a sector, a name with a typo, near a postcode — with each
+shape's p50/p99, the errors, and the EXPLAIN (ANALYZE) of each shape's statement.
+
+Run: `make bench` (or `.venv/bin/python -m bench.providers --rows 550000 --seconds 30`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from bench.common import Sample, open_loop
+from claims.domain import directory
+from claims.service_layer import providers_search
+from claims.service_layer.providers_import import load_communes
+from tests.integration.system import ROOT, System
+
+PROVIDERS = "/api/v1/claims/providers"
+
+
+def demo_file(rows: int) -> Path:
+    """The synthetic file, written once per size (var/ keeps it between runs)."""
+    path = ROOT / "var" / f"bench-liste-ps-{rows}.csv"
+    if not path.exists():
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "claims.entrypoints.cli", "demo-providers", str(path), "--rows", str(rows)],
+                       cwd=ROOT, check=True, capture_output=True)
+        print(f"demo file: {rows} rows written in {time.perf_counter() - t0:.1f} s ({path.stat().st_size / 1e6:.0f} MB)")
+    return path
+
+
+def typo(word: str, rng: random.Random) -> str:
+    """One letter changed, dropped or doubled, as a hurried member types."""
+    i = rng.randrange(1, len(word) - 1) if len(word) > 3 else 1
+    kind = rng.choice(("swap", "drop", "double", "accent"))
+    if kind == "swap":
+        return word[:i] + rng.choice("aeioutdnrs") + word[i + 1:]
+    if kind == "drop":
+        return word[:i] + word[i + 1:]
+    if kind == "double":
+        return word[:i] + word[i] + word[i:]
+    return word.replace("e", "é", 1) if "e" in word else word[:i] + word[i + 1:]
+
+
+def query_mix(path: Path, rng: random.Random, per_shape: int = 300) -> dict[str, list[dict]]:
+    """Queries drawn from the file itself: names, places and sectors that are there."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    picks = rng.sample(rows, per_shape * 3)
+    people = [r for r in picks if r["ps_activite_nom"]]
+    placed = {c.postcode for c in load_communes() if c.latitude is not None}
+    shapes = {
+        "name": [{"q": r["ps_activite_nom"]} for r in people[:per_shape]],
+        "specialty + city": [{"specialty": r["specialite_code"], "city": r["coordonnees_ville"]} for r in picks[:per_shape]],
+        "postcode + sector": [{"postcode": r["coordonnees_code_postal"], "sector": r["secteur_conventionnel_code"] or "1"}
+                              for r in picks[per_shape:2 * per_shape]],
+        "typo": [{"q": typo(directory.fold(r["ps_activite_nom"]).split()[0], rng)} for r in people[per_shape:2 * per_shape]
+                 if len(directory.fold(r["ps_activite_nom"]).split()[0]) >= 4],
+        "near + specialty": [{"near": r["coordonnees_code_postal"], "specialty": r["specialite_code"]}
+                             for r in picks[2 * per_shape:] if r["coordonnees_code_postal"] in placed],
+    }
+    return shapes
+
+
+class Spy:
+    """Records the statements a search runs, with the SET LOCAL in force (to EXPLAIN them)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.settings: list[str] = []
+        self.statements: list[tuple[str, tuple, tuple[str, ...]]] = []
+
+    def transaction(self, **kwargs):
+        return self.conn.transaction(**kwargs)
+
+    async def execute(self, sql: str, *args):
+        if sql.startswith("SET LOCAL"):
+            self.settings.append(sql)
+        return await self.conn.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args):
+        self.statements.append((sql, args, tuple(self.settings)))
+        rows = await self.conn.fetch(sql, *args)
+        if not self.conn.is_in_transaction():
+            self.settings = []
+        return rows
+
+    async def fetchrow(self, sql: str, *args):
+        return await self.conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args):
+        return await self.conn.fetchval(sql, *args)
+
+
+def _params(params: dict) -> providers_search.Search:
+    return providers_search.Search(
+        q=params.get("q"), specialty=params.get("specialty"), postcode=params.get("postcode"), city=params.get("city"),
+        department=params.get("department"), sector=int(params["sector"]) if "sector" in params else None,
+        near=params.get("near"),
+    )
+
+
+async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
+    conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
+    try:
+        for shape, queries in shapes.items():
+            spy = Spy(conn)
+            await providers_search.search(spy, _params(queries[0]), None, 20)
+            print(f"\nEXPLAIN {shape}  {queries[0]}")
+            for number, (sql, args, settings) in enumerate(spy.statements, 1):
+                async with conn.transaction():
+                    for setting in settings:
+                        await conn.execute(setting)
+                    plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
+                print(f"  statement {number}/{len(spy.statements)}" + (f" ({'; '.join(settings)})" if settings else ""))
+                for line in plan:
+                    if re.search(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By", line):
+                        print("   " + line.rstrip()[:160])
+                full_scans = [line for line in plan if re.search(r"Seq Scan on (providers|provider_names)", line)]
+                print(f"   -> {'SEQUENTIAL SCAN' if full_scans else 'index use only, no sequential scan'}")
+    finally:
+        await conn.close()
+
+
+async def search_load(url: str, shapes: dict[str, list[dict]], rate: float, seconds: float) -> None:
+    order = [(shape, v[i]) for i in range(max(len(v) for v in shapes.values())) for shape, v in shapes.items() if i < len(v)]
+    count = int(rate * seconds)
+    per_shape: dict[str, Sample] = {shape: Sample() for shape in shapes}
+    statuses: dict[int, int] = {}
+    connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=3)
+    async with aiohttp.ClientSession(url, connector=connector) as http:
+
+        async def get(params: dict) -> tuple[bool, int]:
+            async with http.get(PROVIDERS, params={k: str(v) for k, v in params.items()}) as r:
+                body = await r.json()
+                return r.status == 200 and isinstance(body.get("items"), list), r.status
+
+        for shape, q in order[:300]:  # warm-up: connections, plans, caches
+            await get(q)
+
+        async def call(i: int) -> bool:
+            shape, params = order[i % len(order)]
+            t0 = time.perf_counter()
+            ok, status = await get(params)
+            statuses[status] = statuses.get(status, 0) + 1
+            sample = per_shape[shape]
+            if ok:
+                sample.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            else:
+                sample.errors += 1
+            return ok
+
+        total = await open_loop(call, rate=rate, count=count)
+    for shape, sample in per_shape.items():
+        sample.elapsed_s = total.elapsed_s
+        print(sample.line(f"search {shape} (mix at {rate:.0f}/s)"))
+    print(total.line(f"search, all shapes at {rate:.0f}/s (open loop)") + f"   statuses {statuses}   (goal p99 <= 20 ms, 0 errors)")
+
+
+async def run(rows: int, rate: float, seconds: float) -> None:
+    path = demo_file(rows)
+    system = System.start("bench-providers", extra_env={"GATEWAY_RATE_LIMITS_ENABLED": "false", "LOG_LEVEL": "WARNING"})
+    try:
+        print(f"system up ({system.mode}); {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}"
+              " (what else runs on the machine moves these figures)")
+        env = {**os.environ, "CLAIMS_DATABASE_URL": system.db_url("claims")}
+        t0 = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "claims.entrypoints.cli", "import-providers", str(path)],
+                                env=env, cwd=ROOT, capture_output=True, text=True)
+        elapsed = time.perf_counter() - t0
+        if result.returncode != 0:
+            raise RuntimeError(result.stderr)
+        print(f"{'import of ' + f'{rows:,}' + ' rows (CLI, whole process)':<46} {elapsed:8.1f} s  {rows / elapsed:,.0f} rows/s"
+              "   (goal: well under 60 s)")
+        print("   " + result.stdout.strip())
+        print("   " + result.stderr.strip().splitlines()[-1])
+        shapes = query_mix(path, random.Random(2026))
+        print(f"load average before the searches: {os.getloadavg()[0]:.1f}")
+        await search_load(system.gateway_url, shapes, rate, seconds)
+        print(f"load average after the searches: {os.getloadavg()[0]:.1f}")
+        await explain(system.db_url("claims"), shapes)
+    finally:
+        system.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=550_000)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    asyncio.run(run(args.rows, args.rate, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
