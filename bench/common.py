@@ -172,3 +172,34 @@ class Sink:
 def sink_messages(folder: Path) -> list[tuple[float, Message]]:
     """(arrival time, headers) of every message in the sink's folder."""
     return Sink(folder).scan()
+
+
+async def consumers_caught_up(bootstrap: str, timeout: float = 600) -> float | None:
+    """Waits until every consumer group has committed past what the broker holds now (e.g. the
+    backlog a members' import leaves: documents renders a card per contract), so a figure taken
+    afterwards is not the import's cost. Seconds it took, or None at the timeout."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    started = time.monotonic()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    ends_reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await ends_reader.start()
+    try:
+        target = None
+        while time.monotonic() - started < timeout:
+            committed = {}
+            for group, _ in await admin.list_consumer_groups():
+                offsets = await admin.list_consumer_group_offsets(group)
+                committed.update({(group, tp): o.offset for tp, o in offsets.items()})
+            if target is None:
+                tps = list({tp for _, tp in committed})
+                target = await ends_reader.end_offsets(tps) if tps else {}
+            elif all(offset >= target.get(tp, 0) for (_, tp), offset in committed.items()):
+                return time.monotonic() - started
+            await asyncio.sleep(0.5)
+        return None
+    finally:
+        await ends_reader.stop()
+        await admin.close()
