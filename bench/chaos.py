@@ -47,6 +47,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.common import consumers_caught_up
 from shared.contracts import topics
 from shared.platform.dlq import REPLAY_GROUP
 
@@ -103,7 +104,6 @@ class Request:
 class Run:
     phases: list[Phase] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
-    lag: list[tuple[float, int | None]] = field(default_factory=list)
     members: list[tuple[str, date]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     footnotes: list[str] = field(default_factory=list)
@@ -174,7 +174,7 @@ def import_members(count: int) -> list[tuple[str, date]]:
     return members
 
 
-# -- the stream and the lag ---------------------------------------------------------------------------
+# -- the stream and the backlog ---------------------------------------------------------------------------
 async def stream(run: Run, http: aiohttp.ClientSession, members: list[tuple[str, date]], prefix: str = "adherent") -> None:
     tasks, start, i = [], time.monotonic(), 0
     while run.stream_on and i < len(members):
@@ -202,77 +202,10 @@ async def register(run: Run, http: aiohttp.ClientSession, number: str, birth: da
     return request
 
 
-class Lag:
-    """Sum over consumer groups (the services', not the replay tool's) of end offset − committed."""
-
-    def __init__(self) -> None:
-        self.admin: AIOKafkaAdminClient | None = None
-        self.consumer: AIOKafkaConsumer | None = None
-
-    async def sample(self) -> int | None:
-        positions = await self.positions()
-        if positions is None:
-            return None
-        committed, ends = positions
-        return sum(max(0, ends[tp] - offset) for (_, tp), offset in committed.items())
-
-    async def positions(self) -> tuple[dict, dict] | None:
-        """(committed offset per (group, partition), end offset per partition), or None if the
-        broker does not answer."""
-        try:
-            if self.admin is None:
-                self.admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=3000)
-                await asyncio.wait_for(self.admin.start(), 5)
-                self.consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, request_timeout_ms=3000)
-                await asyncio.wait_for(self.consumer.start(), 5)
-            groups = [g for g, _ in await asyncio.wait_for(self.admin.list_consumer_groups(), 5) if g != REPLAY_GROUP]
-            committed = {}
-            for group in groups:
-                offsets = await asyncio.wait_for(self.admin.list_consumer_group_offsets(group), 5)
-                committed.update({(group, tp): o.offset for tp, o in offsets.items()})
-            tps = {tp for _, tp in committed}
-            ends = await asyncio.wait_for(self.consumer.end_offsets(list(tps)), 5) if tps else {}
-            return committed, ends
-        except Exception:
-            await self.close()
-            return None
-
-    async def close(self) -> None:
-        for client in (self.consumer, self.admin):
-            if client is not None:
-                try:
-                    await asyncio.wait_for(client.close() if client is self.admin else client.stop(), 5)
-                except Exception:
-                    pass
-        self.admin = self.consumer = None
-
-
-async def sample_lag(run: Run, lag: Lag) -> None:
-    while True:
-        value = await lag.sample()
-        run.lag.append((time.monotonic(), value))
-        await asyncio.sleep(0.5)
-
-
 async def caught_up(timeout: float = 120) -> float | None:
-    """When every consumer group has committed past everything on the broker now: the
-    backlog the fault left is worked off. (Under a steady stream with batched consumers the lag
-    summed over all groups is seldom exactly 0 at one instant, so that is not the criterion.)"""
-    lag, target = Lag(), None
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            positions = await lag.positions()
-            if positions is not None:
-                committed, ends = positions
-                if target is None:
-                    target = ends
-                elif all(offset >= target.get(tp, 0) for (_, tp), offset in committed.items()):
-                    return time.monotonic()
-            await asyncio.sleep(0.3)
-        return None
-    finally:
-        await lag.close()
+    """When every consumer group (not the replay tool's) has worked off the backlog on the broker now."""
+    waited = await consumers_caught_up(BOOTSTRAP, timeout, exclude=frozenset({REPLAY_GROUP}))
+    return None if waited is None else time.monotonic()
 
 
 async def dlq_total() -> dict[str, int]:
@@ -472,8 +405,6 @@ def table(run: Run, accounts: set[str], attempts: dict[str, int], box: dict[str,
 
 # -- the run ------------------------------------------------------------------------------------------
 async def scenario(run: Run, sup: Supervisor) -> None:
-    lag = Lag()
-    sampler = asyncio.create_task(sample_lag(run, lag))
     connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=3)
     async with aiohttp.ClientSession(f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}", connector=connector) as http:
         parked_members = run.members[:3]
@@ -534,8 +465,6 @@ async def scenario(run: Run, sup: Supervisor) -> None:
         await wait_delivered(numbers, timeout=150)
         phase.back = time.monotonic()
         await settle(run, phase)
-    sampler.cancel()
-    await lag.close()
     # parked per phase: the dlq count at the next phase's start (or now) minus at its own
     totals = [p.parked for p in run.phases] + [sum((await dlq_total()).values())]
     for i, p in enumerate(run.phases):

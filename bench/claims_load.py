@@ -43,7 +43,7 @@ import aiohttp
 import asyncpg
 import httpx
 
-from bench.common import Sink, open_loop, p
+from bench.common import Sink, get_ok, open_loop, p
 from bench.cpu_split import cpu_seconds_by_process
 from bench.gateway_latency import cpu_busy_seconds
 from tests.integration.claims_helpers import log_in
@@ -244,21 +244,13 @@ async def page_latency(system: System, member: DemoMember, holder: uuid.UUID, ra
     }
     connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=3)
     async with aiohttp.ClientSession(connector=connector) as http:
-
-        def caller(url: str):
-            async def call(_: int) -> bool:
-                async with http.get(url, headers=headers) as response:
-                    await response.read()
-                    return response.status == 200
-
-            return call
-
         print(f"GET /api/v1/claims/reimbursements, the member's contract has {row[0]} lines, {rate:.0f} req/s for {seconds:.0f} s:")
         for name, url in targets.items():
+            call = get_ok(http, url, headers)
             for _ in range(50):  # warm-up: connections, JWKS, caches
-                await caller(url)(0)
+                await call(0)
             before, busy = cpu_seconds_by_process(system), cpu_busy_seconds()
-            sample = await open_loop(caller(url), rate=rate, count=int(rate * seconds))
+            sample = await open_loop(call, rate=rate, count=int(rate * seconds))
             after, busy = cpu_seconds_by_process(system), cpu_busy_seconds() - busy
             goal = f"goal p99 <= {GOAL_PAGE_P99_MS} ms" if "gateway" in name else ""
             print("  " + line(name, f"{sample.rate:6.1f}/s  p50 {p(sample.latencies_ms, 50):6.1f} ms  p99 {p(sample.latencies_ms, 99):6.1f} ms"

@@ -53,6 +53,7 @@ from bench.common import (
     closed_loop,
     cpu_busy_seconds,
     cpu_seconds,
+    get_ok,
     involuntary_switches,
     open_loop,
     p,
@@ -165,22 +166,14 @@ async def paced(url: str, headers: dict[str, str], rate: float, rounds: int, per
     """Alternating rounds of `per_round` requests at `rate`, direct then through the gateway."""
     connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
     async with aiohttp.ClientSession(connector=connector) as session:
-
-        def caller(target: str):
-            async def call(_: int) -> bool:
-                async with session.get(target, headers=headers) as response:
-                    await response.read()
-                    return response.status == 200
-
-            return call
-
         samples = {name: Sample() for name in url}
         for name, target in url.items():  # warm-up: connections, JWKS, token cache
+            warm = get_ok(session, target, headers)
             for _ in range(300):
-                await caller(target)(0)
+                await warm(0)
         for _ in range(rounds):
             for name, target in url.items():
-                sample = await open_loop(caller(target), rate=rate, count=per_round)
+                sample = await open_loop(get_ok(session, target, headers), rate=rate, count=per_round)
                 samples[name].latencies_ms += sample.latencies_ms
                 samples[name].errors += sample.errors
                 samples[name].elapsed_s += sample.elapsed_s
@@ -209,13 +202,7 @@ def wrk(url: str, headers: dict[str, str], connections: int, seconds: float, pin
 async def aiohttp_loop(url: str, headers: dict[str, str], connections: int, seconds: float) -> Sample:
     connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=30)
     async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def call(_: int) -> bool:
-            async with session.get(url, headers=headers) as response:
-                await response.read()
-                return response.status == 200
-
-        return await closed_loop(call, concurrency=connections, duration_s=seconds)
+        return await closed_loop(get_ok(session, url, headers), concurrency=connections, duration_s=seconds)
 
 
 # --- 3. upload --------------------------------------------------------------------------------

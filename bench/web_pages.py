@@ -34,7 +34,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from bench.common import Sample, cpu_busy_seconds, cpu_seconds, open_loop, p
+from bench.common import Sample, cpu_busy_seconds, cpu_seconds, get_ok, open_loop, p
 from bench.cpu_split import cpu_seconds_by_process
 from tests.integration.claims_helpers import enrol_family, import_noemie, log_in, write_noemie
 from tests.integration.conftest import PASSWORD, Mailbox
@@ -127,13 +127,10 @@ async def measure(system: System, holder, bearer: dict[str, str], rate: float, s
             return call
 
         def api_call(paths: list[str]):
-            async def one(path: str) -> bool:
-                async with http.get(path, headers=bearer) as r:
-                    await r.read()
-                    return r.status == 200
+            calls = [get_ok(http, path, bearer) for path in paths]
 
-            async def call(_: int) -> bool:
-                return all(await asyncio.gather(*(one(path) for path in paths)))
+            async def call(i: int) -> bool:
+                return all(await asyncio.gather(*(one(i) for one in calls)))
             return call
 
         async def run(path: str, api_paths: list[str], at: float, count_per_round: int, n_rounds: int):
