@@ -31,11 +31,9 @@ from gateway.limits import RateLimiter, RateLimitStore
 from gateway.openapi import OpenApiAggregator
 from gateway.proxy import Exchange, Proxy
 from gateway.routes import API_PREFIX, PUBLIC_ROUTES, RouteTable
-from gateway.tokens import CachedVerifier
 from shared.platform.metrics import MetricsServer, route_template
 from shared.platform.request_context import FASTAPI_TELEMETRY_OFF, RequestContextMiddleware
 from gateway.web import WebForwarder
-from shared.platform.request_context import RequestContextMiddleware
 from shared.platform.auth import JwksKeySource, KeySource, TokenVerifier
 from shared.platform.logging import setup_logging
 from shared.platform.problems import install_problem_handlers, problem_response
@@ -55,9 +53,8 @@ class GatewayRuntime:
     ) -> None:
         self.settings = settings
         self.routes = RouteTable(settings)
-        self.verifier = CachedVerifier(
-            TokenVerifier(key_source or JwksKeySource(settings.effective_jwks_url)),
-            max_age_s=settings.token_cache_s,
+        self.verifier = TokenVerifier(
+            key_source or JwksKeySource(settings.effective_jwks_url), remember_s=settings.token_cache_s
         )
         self.limiter = RateLimiter(settings, limiter_store)
         self.openapi = OpenApiAggregator(settings)

@@ -200,7 +200,7 @@ class Proxy:
                 scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     raise_missing()
-                await self.verifier.verify(token.strip(), agent=match.backoffice)
+                await (self.verifier.verify_agent if match.backoffice else self.verifier.verify)(token.strip())
             except ProblemError as exc:
                 await self._answer(errors.from_error(exc), scope, receive, send, exchange, "invalid_token")
                 return

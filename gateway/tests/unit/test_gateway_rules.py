@@ -13,7 +13,6 @@ from gateway.headers import downstream_response_headers, upstream_request_header
 from gateway.limits import InMemoryBuckets, RateLimiter, account_identifier
 from gateway.proxy import client_address
 from gateway.routes import PUBLIC_ROUTES, RATE_LIMITED, RouteTable
-from gateway.tokens import CachedVerifier
 from shared.platform.auth import unauthorized
 from shared.platform.problems import ProblemError
 
@@ -210,61 +209,3 @@ def test_response_headers_lose_hop_by_hop_and_the_ones_the_gateway_sets():
         (b"set-cookie", b"a=1"),
         (b"set-cookie", b"b=2"),
     ]
-
-
-class _CountingVerifier:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def verify(self, token: str):
-        self.calls += 1
-        claims = jwt.decode(token, options={"verify_signature": False})
-        if claims["exp"] <= time.time():
-            raise unauthorized()
-        return None
-
-
-def _unsigned(exp: float) -> str:
-    return jwt.encode({"exp": int(exp), "sub": "x"}, "k" * 32, algorithm="HS256")
-
-
-async def test_a_verified_token_is_remembered_until_its_expiry_at_most():
-    inner = _CountingVerifier()
-    cached = CachedVerifier(inner, max_age_s=60)  # type: ignore[arg-type]
-    token = _unsigned(time.time() + 300)
-    for _ in range(5):
-        await cached.verify(token)
-    assert inner.calls == 1
-    # An entry never outlives the token: one that expires in 1 s is checked again after that.
-    exp = int(time.time()) + 2
-    short = _unsigned(exp)
-    await cached.verify(short)
-    assert cached._valid_until[short] == exp
-    cached._valid_until[short] = time.time() - 0.001  # as if its expiry had passed
-    await cached.verify(short)
-    assert inner.calls == 3  # checked again, not taken from memory
-
-
-async def test_refused_tokens_are_not_remembered():
-    inner = _CountingVerifier()
-    cached = CachedVerifier(inner)  # type: ignore[arg-type]
-    expired = _unsigned(time.time() - 10)
-    for _ in range(3):
-        with pytest.raises(ProblemError):
-            await cached.verify(expired)
-    assert inner.calls == 3
-    assert len(cached) == 0
-
-
-async def test_the_token_memory_stays_bounded_and_can_be_off():
-    inner = _CountingVerifier()
-    cached = CachedVerifier(inner, max_entries=50)  # type: ignore[arg-type]
-    for n in range(200):
-        await cached.verify(jwt.encode({"exp": int(time.time()) + 300, "n": n}, "k" * 32, algorithm="HS256"))
-    assert len(cached) <= 50
-    off = CachedVerifier(inner, max_age_s=0)  # type: ignore[arg-type]
-    token = _unsigned(time.time() + 300)
-    before = inner.calls
-    await off.verify(token)
-    await off.verify(token)
-    assert inner.calls == before + 2

@@ -2,6 +2,7 @@
 
 from importlib.resources import files
 
+from claims.adapters.pg import ReadPool
 from claims.config import ClaimsSettings
 from claims.domain.plans import PlanCatalog
 from claims.entrypoints import http, http_backoffice, http_providers
@@ -14,16 +15,16 @@ def create_app():
     catalog = PlanCatalog.load()  # a bad plan file stops the start, with its line and reason
     runtime = ServiceRuntime(settings, migrations=files("claims") / "migrations")
     runtime.consume(build_consumer())
-    directory = http_providers.DirectoryPool(settings.database_url.get_secret_value())
-    runtime.on_startup(directory.open)
-    runtime.on_shutdown(directory.close)
+    reads = ReadPool(settings.database_url.get_secret_value())
+    runtime.on_startup(reads.open)
+    runtime.on_shutdown(reads.close)
     app = runtime.create_app(
         title="Espace — claims",
         description="Guarantees, claims, reimbursements and the health professionals directory.",
         routers=[http.router, http_backoffice.router, http_providers.router],
     )
     app.state.catalog = catalog
-    app.state.directory = directory
+    app.state.reads = reads
     return app
 
 

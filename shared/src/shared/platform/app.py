@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from importlib.resources.abc import Traversable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -188,7 +190,20 @@ def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
     return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+def _plain(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)  # dates, UUIDs
+
+
+def json_answer(content: dict[str, Any]) -> Response:
+    """A hot read path's answer, already in the shape its route documents (`response_model`):
+    written straight to JSON, without FastAPI validating and re-encoding it a second time."""
+    return Response(json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=_plain),
+                    media_type="application/json")
+
+
+async def get_runtime(request: Request) -> ServiceRuntime:
+    # async, like every dependency here: FastAPI runs a plain `def` one on a worker thread, a
+    # thread hop on every request for a one-line lookup.
     return request.app.state.runtime
 
 

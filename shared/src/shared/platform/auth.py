@@ -96,8 +96,21 @@ def unauthorized(detail: str = "Votre session a expiré ou n'est pas valide. Rec
 
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource) -> None:
+    """Checks a token in full (EdDSA signature against identity's keys, audience, issuer, expiry)
+    and remembers the ones it accepted.
+
+    A member's access token comes back with every call for its whole life (minutes), and the full
+    check (base64, JSON, Ed25519) is one of the biggest costs of a short request. A token accepted
+    once is remembered, as its exact text and per audience, until the earlier of its expiry and
+    `remember_s`: expiry stays exact, and a key withdrawn from the JWKS stops being honoured
+    within `remember_s`. Refusals are never remembered; `remember_s=0` turns the memory off.
+    """
+
+    def __init__(self, keys: KeySource, *, remember_s: float = 60.0, max_entries: int = 20_000) -> None:
         self.keys = keys
+        self.remember_s = remember_s
+        self.max_entries = max_entries
+        self._accepted: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
 
     async def verify(self, token: str) -> Principal:
         """A member's access token (audience `espace`)."""
@@ -122,6 +135,30 @@ class TokenVerifier:
             raise unauthorized() from exc
 
     async def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        now = time.time()
+        remembered = self._accepted.get((audience, token))
+        if remembered is not None:
+            if remembered[1] > now:
+                return remembered[0]
+            del self._accepted[(audience, token)]
+        claims = await self._check(token, audience)
+        if self.remember_s > 0:
+            if len(self._accepted) >= self.max_entries:
+                self._evict(now)
+            self._accepted[(audience, token)] = (claims, min(float(claims["exp"]), now + self.remember_s))
+        return claims
+
+    def _evict(self, now: float) -> None:
+        for key in [k for k, (_, until) in self._accepted.items() if until <= now]:
+            del self._accepted[key]
+        excess = len(self._accepted) - self.max_entries * 9 // 10
+        for key in list(self._accepted)[:max(0, excess)]:  # oldest first
+            del self._accepted[key]
+
+    def __len__(self) -> int:
+        return len(self._accepted)
+
+    async def _check(self, token: str, audience: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

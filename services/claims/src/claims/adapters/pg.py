@@ -15,9 +15,27 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.contracts.envelope import Envelope, Event
 from shared.platform.context import CORRELATION_HEADER, current_correlation_id
+from shared.platform.db import asyncpg_dsn
 from shared.platform.telemetry import inject_trace_headers
 
 PRODUCER = "claims"
+
+
+class ReadPool:
+    """The hot read paths' own asyncpg pool (the directory's searches, a member's lines): read-only
+    statements, prepared once per connection, without an ORM session and its BEGIN, ROLLBACK
+    and liveness ping around each request."""
+
+    def __init__(self, url: str, size: int = 8) -> None:
+        self.dsn, self.size = asyncpg_dsn(url), size
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
 
 
 async def connection(session: AsyncSession) -> asyncpg.Connection:

@@ -8,11 +8,13 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from claims.domain.plans import PlanCatalog
 from claims.service_layer import reimbursements
-from shared.platform.app import RuntimeDep
+from claims.entrypoints import PoolDep
+from shared.platform.app import RuntimeDep, json_answer
 from shared.platform.auth import CurrentMember
 from shared.platform.inputs import IsoDate, RequestBody
 from shared.platform.problems import problem_responses
@@ -20,7 +22,7 @@ from shared.platform.problems import problem_responses
 router = APIRouter(prefix="/api/v1/claims", tags=["claims"])
 
 
-def get_catalog(request: Request) -> PlanCatalog:
+async def get_catalog(request: Request) -> PlanCatalog:
     return request.app.state.catalog
 
 
@@ -39,20 +41,20 @@ async def get_beneficiaries(member: CurrentMember, runtime: RuntimeDep) -> dict[
 
 
 @router.get("/reimbursements", summary="My reimbursement lines, newest first (cursor-paged), with the period's totals",
-            responses=problem_responses(401, 422))
+            response_model=dict[str, Any], responses=problem_responses(401, 422))
 async def list_reimbursements(
     member: CurrentMember,
-    runtime: RuntimeDep,
+    reads: PoolDep,
     start: Annotated[IsoDate | None, Query(alias="from", description="Care dates from (AAAA-MM-JJ)")] = None,
     end: Annotated[IsoDate | None, Query(alias="to", description="Care dates up to (AAAA-MM-JJ)")] = None,
     beneficiary: Annotated[uuid.UUID | None, Query(description="A beneficiary's member id")] = None,
     category: Annotated[str | None, Query(max_length=40, description="soins_courants, pharmacie, hospitalisation, optique, dentaire, audiologie, medecines_douces")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> dict[str, Any]:
-    return await reimbursements.list_lines(
-        runtime.db, member.member_id, reimbursements.LineFilter(start, end, beneficiary, category), cursor, limit
-    )
+) -> Response:
+    return json_answer(await reimbursements.list_lines(
+        reads, member.member_id, reimbursements.LineFilter(start, end, beneficiary, category), cursor, limit
+    ))
 
 
 @router.get("/reimbursements/{line_id}", summary="One reimbursement line: its claim, status history and guarantee",

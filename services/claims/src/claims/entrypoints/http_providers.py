@@ -4,7 +4,6 @@ service_layer/providers_search.py."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import asyncpg
@@ -12,39 +11,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from claims.entrypoints import PoolDep
 from claims.service_layer import providers_search
-from shared.platform.db import asyncpg_dsn
+from shared.platform.app import json_answer
 from shared.platform.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/claims", tags=["directory"])
 
-
-class DirectoryPool:
-    """The searches' own asyncpg pool: a public hot path of read-only statements, prepared once
-    per connection, without the ORM session around them."""
-
-    def __init__(self, url: str, size: int = 8) -> None:
-        self.dsn, self.size = asyncpg_dsn(url), size
-        self.pool: asyncpg.Pool | None = None
-
-    async def open(self) -> None:
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
-
-    async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-
-
-def directory_pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.directory.pool
-
-
-PoolDep = Annotated[asyncpg.Pool, Depends(directory_pool)]
-
-
-def json_answer(content: dict[str, Any]) -> Response:
-    # Already in the documented shape (the response model documents it): no second validation.
-    return Response(json.dumps(content, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 POSTCODE = r"^[0-9]{5}$"
 DEPARTMENT = r"^(0[1-9]|[1-8][0-9]|9[0-5]|2[ABab]|97[1-6])$"

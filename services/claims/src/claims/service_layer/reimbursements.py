@@ -177,45 +177,53 @@ class LineFilter:
     category: str | None = None
 
 
-async def list_lines(db: Database, member_id: uuid.UUID, f: LineFilter, cursor: str | None, limit: int) -> dict[str, Any]:
+_VISIBLE_IDS = (
+    # viewer()'s rule in one statement: the holder sees the contract, anyone else themselves.
+    "SELECT b.member_id FROM beneficiaries me" + settlement.holder_of("me") +
+    " JOIN beneficiaries b ON b.contract_number = me.contract_number"
+    " AND (h.holder_member_id = me.member_id OR b.member_id = me.member_id)"
+    " WHERE me.member_id = $1 ORDER BY b.seq"
+)
+_LINES_WHERE = (
+    "l.beneficiary_member_id = ANY($1::uuid[]) AND ($2::date IS NULL OR l.care_date >= $2)"
+    " AND ($3::date IS NULL OR l.care_date <= $3) AND ($4::text IS NULL OR l.category = $4)"
+)
+_PAGE_AND_TOTALS = (
+    # The totals and one page in one round trip; with no line on the page, the totals row alone.
+    "SELECT t.*, p.* FROM (SELECT count(*) AS total_lines, coalesce(sum(amount_charged_cents), 0)::bigint AS total_charged,"
+    " coalesce(sum(secu_paid_cents), 0)::bigint AS total_secu, coalesce(sum(mutuelle_paid_cents), 0)::bigint AS total_mutuelle,"
+    f" coalesce(sum(out_of_pocket_cents), 0)::bigint AS total_oop FROM claim_lines l WHERE {_LINES_WHERE}) t"
+    f" LEFT JOIN LATERAL (SELECT {_LINE_FIELDS} FROM claim_lines l JOIN beneficiaries b ON b.member_id = l.beneficiary_member_id"
+    f" WHERE {_LINES_WHERE} AND ($5::date IS NULL OR (l.care_date, l.id) < ($5, $6::uuid))"
+    " ORDER BY l.care_date DESC, l.id DESC LIMIT $7) p ON true"
+)
+
+
+async def list_lines(reads: asyncpg.Pool, member_id: uuid.UUID, f: LineFilter, cursor: str | None, limit: int) -> dict[str, Any]:
+    """A member's lines, newest first, on the read pool: the page this whole space opens most."""
     if f.category is not None and f.category not in CATEGORIES:
         raise errors.invalid("category", "unknown_category", f"Catégorie inconnue (attendu : {', '.join(CATEGORIES)}).")
     if f.start and f.end and f.start > f.end:
         raise errors.invalid("from", "invalid_range", "La date de début doit précéder la date de fin.")
     after = decode_cursor(cursor) if cursor else None
-    async with db.sessions() as session:
-        conn = await pg.connection(session)
-        view = await viewer(conn, member_id)
-        ids = view.visible if view else []
+    async with reads.acquire() as conn:
+        ids = [r["member_id"] for r in await conn.fetch(_VISIBLE_IDS, member_id)]
         if f.beneficiary is not None:
             if f.beneficiary not in ids:
                 raise errors.invalid("beneficiary", "unknown_beneficiary", "Ce bénéficiaire ne fait pas partie de ceux que vous pouvez consulter.")
             ids = [f.beneficiary]
-        where = (
-            "l.beneficiary_member_id = ANY($1::uuid[]) AND ($2::date IS NULL OR l.care_date >= $2)"
-            " AND ($3::date IS NULL OR l.care_date <= $3) AND ($4::text IS NULL OR l.category = $4)"
-        )
-        args = [ids, f.start, f.end, f.category]
         rows = await conn.fetch(
-            f"SELECT {_LINE_FIELDS} FROM claim_lines l JOIN beneficiaries b ON b.member_id = l.beneficiary_member_id"
-            f" WHERE {where} AND ($5::date IS NULL OR (l.care_date, l.id) < ($5, $6::uuid))"
-            " ORDER BY l.care_date DESC, l.id DESC LIMIT $7",
-            *args, after[0] if after else None, after[1] if after else None, limit + 1,
+            _PAGE_AND_TOTALS, ids, f.start, f.end, f.category,
+            after[0] if after else None, after[1] if after else None, limit + 1,
         )
-        totals = await conn.fetchrow(
-            "SELECT count(*) AS lines, coalesce(sum(amount_charged_cents), 0)::bigint AS charged,"
-            " coalesce(sum(secu_paid_cents), 0)::bigint AS secu, coalesce(sum(mutuelle_paid_cents), 0)::bigint AS mutuelle,"
-            " coalesce(sum(out_of_pocket_cents), 0)::bigint AS oop"
-            f" FROM claim_lines l WHERE {where}",
-            *args,
-        )
-    page = rows[:limit]
+    totals = rows[0]
+    page = [r for r in rows if r["id"] is not None][:limit]
     return {
         "items": [line_out(r) for r in page],
         "next_cursor": encode_cursor(page[-1]["care_date"], page[-1]["id"]) if len(rows) > limit else None,
         "totals": {
-            "lines": totals["lines"], "amount_charged_cents": totals["charged"], "secu_paid_cents": totals["secu"],
-            "mutuelle_paid_cents": totals["mutuelle"], "out_of_pocket_cents": totals["oop"], "currency": "EUR",
+            "lines": totals["total_lines"], "amount_charged_cents": totals["total_charged"], "secu_paid_cents": totals["total_secu"],
+            "mutuelle_paid_cents": totals["total_mutuelle"], "out_of_pocket_cents": totals["total_oop"], "currency": "EUR",
         },
     }
 

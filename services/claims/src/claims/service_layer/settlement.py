@@ -50,11 +50,15 @@ class Beneficiary:
 # The holder of b's contract, as the contract_holders view defines it (role "holder", else the
 # first enrolled), looked up for b's contract alone through beneficiaries_contract: joining the
 # view itself sorts every beneficiary of every contract on each call (tens of ms at 20,000).
-HOLDER_OF_B = (
-    " CROSS JOIN LATERAL (SELECT hb.member_id AS holder_member_id FROM beneficiaries hb"
-    " WHERE hb.contract_number = b.contract_number"
-    " ORDER BY (hb.role IS NOT DISTINCT FROM 'holder') DESC, hb.seq LIMIT 1) h"
-)
+def holder_of(alias: str) -> str:
+    return (
+        " CROSS JOIN LATERAL (SELECT hb.member_id AS holder_member_id FROM beneficiaries hb"
+        f" WHERE hb.contract_number = {alias}.contract_number"
+        " ORDER BY (hb.role IS NOT DISTINCT FROM 'holder') DESC, hb.seq LIMIT 1) h"
+    )
+
+
+HOLDER_OF_B = holder_of("b")
 
 _BENEFICIARIES = (
     "SELECT b.member_id, b.membership_number, b.contract_number, b.first_name, b.last_name, b.plan_code,"

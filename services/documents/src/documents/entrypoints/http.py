@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 documents_router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 
 
-def get_documents(request: Request) -> Documents:
+async def get_documents(request: Request) -> Documents:
     return request.app.state.documents
 
 

@@ -22,7 +22,7 @@ from shared.platform.problems import problem_responses
 router = APIRouter(prefix="/api/v1/identity", tags=["identity"])
 
 
-def get_identity(request: Request) -> Identity:
+async def get_identity(request: Request) -> Identity:
     return request.app.state.identity
 
 

@@ -17,7 +17,7 @@ from shared.platform.problems import problem_responses
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
 
-def get_notifications(request: Request) -> Notifications:
+async def get_notifications(request: Request) -> Notifications:
     return request.app.state.notifications
 
 
