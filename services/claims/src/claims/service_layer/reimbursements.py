@@ -190,13 +190,21 @@ _LINES_WHERE = (
 )
 _PAGE_AND_TOTALS = (
     # The totals and one page in one round trip; with no line on the page, the totals row alone.
+    # The page walks each beneficiary's index newest first (a few rows each, the cursor an index
+    # bound), and only the page's rows are joined to their names and reports.
     "SELECT t.*, p.* FROM (SELECT count(*) AS total_lines, coalesce(sum(amount_charged_cents), 0)::bigint AS total_charged,"
     " coalesce(sum(secu_paid_cents), 0)::bigint AS total_secu, coalesce(sum(mutuelle_paid_cents), 0)::bigint AS total_mutuelle,"
     f" coalesce(sum(out_of_pocket_cents), 0)::bigint AS total_oop FROM claim_lines l WHERE {_LINES_WHERE}) t"
-    f" LEFT JOIN LATERAL (SELECT {_LINE_FIELDS} FROM claim_lines l JOIN beneficiaries b ON b.member_id = l.beneficiary_member_id"
-    f" WHERE {_LINES_WHERE} AND ($5::date IS NULL OR (l.care_date, l.id) < ($5, $6::uuid))"
-    " ORDER BY l.care_date DESC, l.id DESC LIMIT $7) p ON true"
+    f" LEFT JOIN LATERAL (SELECT {_LINE_FIELDS} FROM ("
+    "   SELECT newest.* FROM unnest($1::uuid[]) AS v(member_id) CROSS JOIN LATERAL ("
+    "     SELECT * FROM claim_lines l WHERE l.beneficiary_member_id = v.member_id"
+    "     AND ($2::date IS NULL OR l.care_date >= $2) AND ($3::date IS NULL OR l.care_date <= $3)"
+    "     AND ($4::text IS NULL OR l.category = $4) AND (l.care_date, l.id) < ($5::date, $6::uuid)"
+    "     ORDER BY l.care_date DESC, l.id DESC LIMIT $7) newest"
+    "   ORDER BY newest.care_date DESC, newest.id DESC LIMIT $7) l"
+    " JOIN beneficiaries b ON b.member_id = l.beneficiary_member_id ORDER BY l.care_date DESC, l.id DESC) p ON true"
 )
+_FIRST_PAGE = (date.max, uuid.UUID(int=(1 << 128) - 1))  # before any cursor: above every line
 
 
 async def list_lines(reads: asyncpg.Pool, member_id: uuid.UUID, f: LineFilter, cursor: str | None, limit: int) -> dict[str, Any]:
@@ -213,8 +221,7 @@ async def list_lines(reads: asyncpg.Pool, member_id: uuid.UUID, f: LineFilter, c
                 raise errors.invalid("beneficiary", "unknown_beneficiary", "Ce bénéficiaire ne fait pas partie de ceux que vous pouvez consulter.")
             ids = [f.beneficiary]
         rows = await conn.fetch(
-            _PAGE_AND_TOTALS, ids, f.start, f.end, f.category,
-            after[0] if after else None, after[1] if after else None, limit + 1,
+            _PAGE_AND_TOTALS, ids, f.start, f.end, f.category, *(after or _FIRST_PAGE), limit + 1,
         )
     totals = rows[0]
     page = [r for r in rows if r["id"] is not None][:limit]
