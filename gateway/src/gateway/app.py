@@ -11,7 +11,6 @@ Layers, outside in:
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +34,7 @@ from shared.platform.metrics import MetricsServer, route_template
 from shared.platform.request_context import FASTAPI_TELEMETRY_OFF, RequestContextMiddleware
 from gateway.web import WebForwarder
 from shared.platform.auth import JwksKeySource, KeySource, TokenVerifier
+from shared.platform.heap import freeze_startup_heap
 from shared.platform.logging import setup_logging
 from shared.platform.problems import install_problem_handlers, problem_response
 from shared.platform.telemetry import setup_telemetry
@@ -88,10 +88,7 @@ class GatewayRuntime:
         if self.settings.metrics_port:
             self.metrics = MetricsServer(self.settings.host, self.settings.metrics_port)
             await self.metrics.start()
-        # Everything made at start-up lives as long as the process: keep it out of the
-        # collector's full passes, which would otherwise walk it on the request path.
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
         log.info("gateway started", extra={"upstreams": self.settings.service_urls()})
         try:
             yield

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.platform.heap import freeze_startup_heap
 from shared.platform.logging import setup_logging
 from shared.platform.request_context import RequestContextMiddleware
 from shared.platform.telemetry import setup_telemetry
@@ -103,6 +104,7 @@ def create_app(settings: WebSettings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await api.start()
+        freeze_startup_heap()
         log.info("web started", extra={"gateway": settings.gateway_url})
         try:
             yield

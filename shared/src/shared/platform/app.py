@@ -27,6 +27,7 @@ from shared.platform.asyncapi import document as asyncapi_document
 from shared.platform.auth import JWKS_PATH, JwksKeySource, KeySource, TokenVerifier, current_agent, current_member
 from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
 from shared.platform.health import health_router
+from shared.platform.heap import freeze_startup_heap
 from shared.platform.logging import setup_logging
 from shared.platform.metrics import MetricsServer
 from shared.platform.messaging import ConsumerRunner, EventConsumer, make_broker
@@ -111,6 +112,7 @@ class ServiceRuntime:
             await self.metrics.start()
         for hook in self._startup:
             await hook()
+        freeze_startup_heap()
         log.info("service started", extra={"port": self.settings.port})
         try:
             yield

@@ -35,9 +35,10 @@ async def get_guarantees(member: CurrentMember, runtime: RuntimeDep, catalog: Ca
     return await reimbursements.guarantees(runtime.db, catalog, member.member_id, date.today())
 
 
-@router.get("/beneficiaries", summary="The contract's beneficiaries I may see", responses=problem_responses(401, 404))
-async def get_beneficiaries(member: CurrentMember, runtime: RuntimeDep) -> dict[str, Any]:
-    return {"items": await reimbursements.beneficiaries(runtime.db, member.member_id)}
+@router.get("/beneficiaries", summary="The contract's beneficiaries I may see", response_model=dict[str, Any],
+            responses=problem_responses(401, 404))
+async def get_beneficiaries(member: CurrentMember, reads: PoolDep) -> Response:
+    return json_answer({"items": await reimbursements.beneficiaries(reads, member.member_id)})
 
 
 @router.get("/reimbursements", summary="My reimbursement lines, newest first (cursor-paged), with the period's totals",

@@ -44,9 +44,8 @@ async def viewer(conn: asyncpg.Connection, member_id: uuid.UUID) -> Viewer | Non
     return Viewer(me, [r["member_id"] for r in ids])
 
 
-async def beneficiaries(db: Database, member_id: uuid.UUID) -> list[dict[str, Any]]:
-    async with db.transaction() as session:
-        conn = await pg.connection(session)
+async def beneficiaries(reads: asyncpg.Pool, member_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with reads.acquire() as conn:
         view = await viewer(conn, member_id)
         if view is None:
             raise errors.no_contract()
