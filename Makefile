@@ -52,9 +52,12 @@ test-integration: setup
 	@$(PY) -m pytest tests/integration
 
 # A real etcd + kube-apiserver + CloudNativePG webhook on loopback, built from the Go module proxy
-# once (~20-30 min on 2 cores, cached in ~/.cache/espace/k8s), then about a minute.
+# once (~20-30 min on 2 cores, cached in ~/.cache/espace/k8s): the overlays (and the vendored CRDs
+# against a fresh generation), then deploy/k8s/test_k8s_apiserver.py, which shows broken copies of
+# an overlay rejected (not collected by `make test`: deploy/k8s/conftest.py).
 test-k8s: setup
 	@deploy/k8s/tools/test-k8s.sh
+	@$(PY) -m pytest deploy/k8s/test_k8s_apiserver.py -q -p no:cacheprovider
 
 # One workload released on its own (shared/platform/release.py): refuses when its event contracts
 # would break a consumer or its committed asyncapi.json/schemas are stale; else sets the version,
