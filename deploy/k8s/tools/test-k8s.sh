@@ -117,6 +117,7 @@ for i in "${!targets[@]}"; do
   n=$(grep -c '^kind:' "$f")
   if out=$("$KUBECTL" apply --dry-run=server --server-side --field-manager=test-k8s -f "$f" 2>&1); then
     say "accepted: $name ($n objects)"
+    grep '^Warning: ' <<<"$out" | sort -u >&2 || true
   else
     status=1
     say "REJECTED: $name"
