@@ -124,7 +124,7 @@ def previous_ref(root: Path, service: str, current: str) -> tuple[str | None, st
     changelog = f"{DIRS[service]}/CHANGELOG.md"
     added = _git(root, "log", "--diff-filter=A", "--format=%H", "-1", "--", changelog).strip()
     if added:
-        return added, f"the changelog's first section ({added[:7]})"
+        return added, f"{added[:7]} (the commit that added {changelog})"
     return None, "the beginning"
 
 
