@@ -78,6 +78,16 @@ def test_a_field_dropped_from_claim_settled_is_refused_naming_the_field_and_its_
     assert compat.consumer_breaks(compat.committed_documents(tmp_path), producer="identity") == []
 
 
+def test_an_event_dropped_altogether_is_refused(tmp_path: Path) -> None:
+    _contract_tree(tmp_path)
+    doc = json.loads((tmp_path / "services/claims/asyncapi.json").read_text(encoding="utf-8"))
+    payload = doc["components"]["schemas"]["claims.claims.v1:send:Message:Payload"]
+    payload["oneOf"] = [o for o in payload.get("oneOf", []) if not o["$ref"].endswith("/ClaimSettledMessage")]
+    problems = compat.consumer_breaks({**compat.committed_documents(tmp_path), "claims": doc}, producer="claims")
+    assert sorted(p.consumers for p in problems) == [("documents",), ("notifications",)]
+    assert all("claims.ClaimSettled: read by" in str(p) and "no service's AsyncAPI document sends it" in str(p) for p in problems)
+
+
 def test_a_stale_committed_document_is_refused(tmp_path: Path) -> None:
     _contract_tree(tmp_path)
     doc = _claims_without_the_field(tmp_path)  # the code changed, the document was not regenerated

@@ -140,9 +140,13 @@ def consumer_breaks(documents: Mapping[str, dict], *, producer: str | None = Non
     sent = sent_events(documents)
     problems: list[Problem] = []
     for consumer, model, event, fields, required in consumed_events(documents):
-        if model not in sent:
-            if producer in (None, consumer):
-                problems.append(Problem("consumer", f"{consumer} consumes {event}, which no service's AsyncAPI document sends", event, consumers=(consumer,)))
+        if model not in sent:  # an event dropped altogether (its owner is its name's first segment)
+            if producer in (None, consumer, event.split(".", 1)[0]):
+                problems.append(Problem(
+                    "consumer",
+                    f"{event}: read by {consumer} (services/{consumer}/asyncapi.json) but no service's AsyncAPI document sends it",
+                    event, consumers=(consumer,),
+                ))
             continue
         owner, _, produced = sent[model]
         if producer not in (None, owner, consumer):
