@@ -52,7 +52,7 @@ test-integration: setup
 	@$(PY) -m pytest tests/integration
 
 # A real etcd + kube-apiserver + CloudNativePG webhook on loopback, built from the Go module proxy
-# once (~20-30 min on 2 cores, cached in ~/.cache/espace/k8s): the overlays (and the vendored CRDs
+# once (12 min measured on 2 busy cores, cached in ~/.cache/espace/k8s; then ~40 s): the overlays (and the vendored CRDs
 # against a fresh generation), then deploy/k8s/test_k8s_apiserver.py, which shows broken copies of
 # an overlay rejected (not collected by `make test`: deploy/k8s/conftest.py).
 test-k8s: setup
