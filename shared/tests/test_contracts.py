@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.contracts.compat import incompatibilities
 from shared.contracts.envelope import Envelope
 from shared.contracts.registry import EVENT_TYPES
 from shared.contracts.snapshot import EXAMPLES, SCHEMAS, file_stem
@@ -38,21 +39,6 @@ def test_the_committed_example_still_parses(stem):
     # and it goes through the envelope unchanged, secrets included (they must reach the consumer)
     wire = Envelope.wrap(event, producer="test", correlation_id=None).model_dump_json()
     assert cls.model_validate(Envelope.model_validate_json(wire).payload) == event
-
-
-def incompatibilities(committed: dict, current: dict) -> list[str]:
-    found = []
-    for name, prop in committed["properties"].items():
-        if name not in current["properties"]:
-            found.append(f"field {name} was removed")
-            continue
-        for key in ("type", "format", "$ref", "anyOf"):
-            if current["properties"][name].get(key) != prop.get(key):
-                found.append(f"field {name} changed its {key}")
-    new_required = set(current.get("required", [])) - set(committed.get("required", []))
-    if new_required:
-        found.append(f"new required fields {sorted(new_required)} break old producers; make them optional")
-    return found
 
 
 @pytest.mark.parametrize("stem", COMMITTED)

@@ -8,8 +8,11 @@
 #      (schema, CEL rule, core-API validation, CNPG's webhook) fails;
 #   5. regenerates the CRDs from their pinned sources and diffs them against deploy/k8s/crds/.
 # Usage: test-k8s.sh [TARGET_DIR...]   (default: the overlays; a target is a kustomization dir)
-# Ports: ESPACE_TEST_PORT_OFFSET shifts them (etcd 23790/23800, apiserver 16443, webhook 9443
-# is fixed by CNPG, metrics 18080). SKIP_CRD_DIFF=1 skips step 5 (the broken-copy test).
+# One apiserver for all the targets; each gets a line `test-k8s: accepted: <dir> (N objects)` or
+# `test-k8s: REJECTED: <dir>` followed by the refusals; any rejection makes the exit status 1.
+# Ports: ESPACE_TEST_PORT_OFFSET shifts them (etcd 23790/23800, apiserver 16443, CNPG's webhook
+# 9443 — it listens on all addresses —, metrics 18080). SKIP_CRD_DIFF=1 skips step 5 (the
+# broken-copy test, deploy/k8s/test_k8s_apiserver.py).
 set -euo pipefail
 start=$(date +%s)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,22 +24,31 @@ BIN=$("$HERE/build-k8s-tools.sh")
 KUSTOMIZE=${KUSTOMIZE:-$("$HERE/install-kustomize.sh")}
 off=${ESPACE_TEST_PORT_OFFSET:-0}
 ETCD_PORT=$((23790 + off)) PEER_PORT=$((23800 + off)) API_PORT=$((16443 + off)) METRICS_PORT=$((18080 + off))
-WEBHOOK_PORT=9443  # the manager has no flag for its host, and listens on *:9443
+WEBHOOK_PORT=$((9443 + off))  # the manager has no flag for its host: it listens on *:port
 
 W=$(mktemp -d)
-pids=()
+pids=() names=()
+# Stopped in the reverse order of their start: a kube-apiserver whose etcd is gone first hangs
+# in its shutdown (minutes); each gets 15 s after SIGTERM, then SIGKILL.
+gone() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null); [[ -z $s || $s == Z* ]]; }
+stop() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 150); do gone "$1" && break; sleep 0.1; done
+  gone "$1" || { say "$2 did not stop within 15 s of SIGTERM: killed"; kill -9 "$1" 2>/dev/null; }
+  wait "$1" 2>/dev/null
+}
 cleanup() {
   set +e
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[$i]}" "${names[$i]}"; done
   rm -rf "$W"
 }
 trap cleanup EXIT
 
 targets=("$@")
 ((${#targets[@]})) || targets=("$K8S/overlays/dev" "$K8S/overlays/production")
-for t in "${targets[@]}"; do
-  "$KUSTOMIZE" build "$t" > "$W/$(basename "$t")-$(echo "$t" | md5sum | cut -c1-6).yaml"
+mkdir -p "$W/rendered"
+for i in "${!targets[@]}"; do
+  "$KUSTOMIZE" build "${targets[$i]}" > "$W/rendered/$i.yaml" || { say "error: kustomize build ${targets[$i]} failed"; exit 1; }
 done
 
 # -- certificates: a CA, the apiserver's serving cert (also the webhook's), SA keys, a token --
@@ -67,7 +79,7 @@ KUBECTL=$BIN/kubectl
   --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" --listen-peer-urls "http://127.0.0.1:$PEER_PORT" \
   --initial-advertise-peer-urls "http://127.0.0.1:$PEER_PORT" --initial-cluster "default=http://127.0.0.1:$PEER_PORT" \
   --log-level warn > "$W/etcd.log" 2>&1 &
-pids+=($!)
+pids+=($!) names+=(etcd)
 # --endpoint-reconciler-type=none: the default reconciler refuses a loopback advertise address.
 "$BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 \
   --advertise-address=127.0.0.1 --secure-port="$API_PORT" --tls-cert-file="$P/apiserver.crt" \
@@ -76,7 +88,7 @@ pids+=($!)
   --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
   --service-cluster-ip-range=10.96.0.0/16 --allow-privileged=true --endpoint-reconciler-type=none \
   > "$W/apiserver.log" 2>&1 &
-pids+=($!)
+pids+=($!) names+=(kube-apiserver)
 for _ in $(seq 120); do "$KUBECTL" get --raw /readyz >/dev/null 2>&1 && break; sleep 0.5; done
 "$KUBECTL" get --raw /readyz >/dev/null || { tail -20 "$W/apiserver.log" >&2; say "error: kube-apiserver did not become ready"; exit 1; }
 say "kube-apiserver $K8S_VERSION ready after $(( $(date +%s) - start )) s"
@@ -88,7 +100,7 @@ say "kube-apiserver $K8S_VERSION ready after $(( $(date +%s) - start )) s"
 OPERATOR_NAMESPACE=cnpg-system WEBHOOK_CERT_DIR=$P "$BIN/manager" controller \
   --metrics-bind-address="127.0.0.1:$METRICS_PORT" --webhook-port="$WEBHOOK_PORT" --leader-elect=false \
   > "$W/cnpg.log" 2>&1 &
-pids+=($!)
+pids+=($!) names+=("the CNPG manager")
 CNPG_DIR=$(GOFLAGS=-mod=mod go mod download -json "github.com/cloudnative-pg/cloudnative-pg@$CNPG_VERSION" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
 python3 "$HERE/webhooks.py" "$CNPG_DIR/releases/cnpg-${CNPG_VERSION#v}.yaml" "$P/ca.crt" "$WEBHOOK_PORT" > "$W/webhooks.yaml"
@@ -97,17 +109,18 @@ for _ in $(seq 120); do (exec 3<>"/dev/tcp/127.0.0.1/$WEBHOOK_PORT") 2>/dev/null
 "$KUBECTL" apply --server-side -f "$W/webhooks.yaml" >/dev/null
 
 status=0
-for f in "$W"/*.yaml; do
-  [[ $f == "$W/webhooks.yaml" ]] && continue
+for i in "${!targets[@]}"; do
+  f=$W/rendered/$i.yaml name=${targets[$i]%/} name=${name#"$K8S/"}
   for ns in $(python3 -c 'import sys,yaml; print(" ".join(sorted({d["metadata"].get("namespace") for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["metadata"].get("namespace")})))' "$f"); do
     "$KUBECTL" get namespace "$ns" >/dev/null 2>&1 || "$KUBECTL" create namespace "$ns" >/dev/null
   done
   n=$(grep -c '^kind:' "$f")
   if out=$("$KUBECTL" apply --dry-run=server --server-side --field-manager=test-k8s -f "$f" 2>&1); then
-    say "accepted: $(basename "${f%-*}") ($n objects)"
+    say "accepted: $name ($n objects)"
+    grep '^Warning: ' <<<"$out" | sort -u >&2 || true
   else
     status=1
-    say "REJECTED: $(basename "${f%-*}")"
+    say "REJECTED: $name"
     grep -v ' serverside-applied (server dry run)$' <<<"$out" >&2
   fi
 done
