@@ -1,10 +1,6 @@
 """What the claims integration tests (and the claims bench) share: families enrolled with a
-plan and roles, accounts, agent tokens, the NOEMIE import, Kafka reads.
-
-Plans and roles: the registry import's plan_code/role/coverage_start columns belong to the
-agents work. The members CSV written here carries them (identity's import reads them once that
-lands, and ignores them before), and the test also publishes the MemberEnrolled events with those
-fields itself, for the same member ids, so claims's projection has them either way."""
+plan and roles through identity's registry import (its MemberEnrolled events carry them to
+claims), accounts, agent tokens, the NOEMIE import, the back-office queue, Kafka reads."""
 
 from __future__ import annotations
 
@@ -21,11 +17,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import jwt
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.contracts.envelope import Envelope, Event
-from shared.contracts.identity import MemberEnrolled
 from shared.contracts.topics import CLAIMS_CLAIMS
 from tests.integration.conftest import PASSWORD, DemoMember
 from tests.integration.system import ROOT, System
@@ -74,7 +70,7 @@ def publish(system: System, events: list[tuple[Event, str]]) -> None:
 def enrol_family(system: System, tmp: Path, plan_code: str, specs: list[tuple[str, str, date, str]],
                  coverage_start: date | None = None) -> list[Person]:
     """specs: (first_name, role, birth_date, last_name). One contract, imported with identity's
-    CLI, then announced with plan and roles; waits for claims's projection."""
+    CLI as `make import-members` does; waits for claims's projection of identity's events."""
     start = coverage_start or date(date.today().year, 1, 1)
     contract = f"K{uuid.uuid4().int % 10**9:09d}"
     people = []
@@ -94,12 +90,6 @@ def enrol_family(system: System, tmp: Path, plan_code: str, specs: list[tuple[st
     rows = db_query(system, "identity", "SELECT id, membership_number FROM members WHERE contract_number = $1", contract)
     ids = {r["membership_number"]: r["id"] for r in rows}
     people = [Person(p.member, p.plan_code, p.role, p.coverage_start, ids[p.member.membership_number]) for p in people]
-    publish(system, [
-        (MemberEnrolled(member_id=p.member_id, membership_number=p.member.membership_number, contract_number=contract,
-                        last_name=p.member.last_name, first_name=p.member.first_name, birth_date=p.member.birth_date,
-                        plan_code=p.plan_code, role=p.role, coverage_start=p.coverage_start), str(p.member_id))
-        for p in people
-    ])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         rows = db_query(system, "claims", "SELECT member_id FROM beneficiaries WHERE contract_number = $1"
@@ -182,3 +172,21 @@ def claims_events(system: System, predicate, *, expected: int, timeout: float = 
         return found
 
     return asyncio.run(run())
+
+
+def queued_claim(backoffice: httpx.Client, submission: uuid.UUID) -> dict:
+    """The paper claim claims opened from this invoice submission, once it is in the review queue."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        cursor = None
+        while True:
+            page = backoffice.get("/api/v1/claims/backoffice/claims", params={"status": "needs_review", "limit": 100, **({"cursor": cursor} if cursor else {})})
+            assert page.status_code == 200, page.text
+            for claim in page.json()["items"]:
+                if claim["submission_id"] == str(submission):
+                    return claim
+            cursor = page.json()["next_cursor"]
+            if not cursor:
+                break
+        time.sleep(0.2)
+    raise AssertionError("the paper claim never reached the review queue")

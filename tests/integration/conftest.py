@@ -269,6 +269,13 @@ def agent(agents: Agents) -> Agent:
     return agents.create()
 
 
+@pytest.fixture(scope="module")
+def backoffice(system: System, agent: Agent) -> Iterator[httpx.Client]:
+    """The back office through the gateway, with a real agent (identity's create-agent, TOTP)."""
+    with httpx.Client(base_url=system.gateway_url, headers=agent.headers, timeout=30) as client:
+        yield client
+
+
 # -- events from services that do not exist yet (or that a test stands in for) -----------------
 
 

@@ -5,7 +5,6 @@ reaching the back office."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, date, datetime
 
@@ -14,7 +13,8 @@ import pytest
 
 from shared.contracts.documents import InvoiceSubmitted
 from tests.integration.claims_helpers import (
-    agent_headers, claims_events, claims_url, db_query, enrol_family, import_noemie, log_in, publish, write_noemie,
+    agent_headers, claims_events, claims_url, db_query, enrol_family, import_noemie, log_in, publish, queued_claim,
+    write_noemie,
 )
 
 Y = date.today().year
@@ -214,34 +214,10 @@ def _submit_invoice(system, person, care_type: str, care_day: str, amount: int) 
     return submission
 
 
-def _queued_claim(backoffice: httpx.Client, submission: uuid.UUID) -> dict:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        cursor = None
-        while True:
-            page = backoffice.get("/api/v1/claims/backoffice/claims", params={"status": "needs_review", "limit": 100, **({"cursor": cursor} if cursor else {})})
-            assert page.status_code == 200, page.text
-            for claim in page.json()["items"]:
-                if claim["submission_id"] == str(submission):
-                    return claim
-            cursor = page.json()["next_cursor"]
-            if not cursor:
-                break
-        time.sleep(0.2)
-    raise AssertionError("the paper claim never reached the review queue")
-
-
-@pytest.fixture(scope="module")
-def backoffice(system, agent):
-    """The back office through the gateway, with a real agent (identity's create-agent, TOTP)."""
-    with httpx.Client(base_url=system.gateway_url, headers=agent.headers, timeout=30) as client:
-        yield client
-
-
 def test_a_paper_claim_is_valued_by_an_agent_and_another_rejected(gateway, world, backoffice, agent):
     holder = world["holder"]
     submission = _submit_invoice(world["system"], holder, "osteopathy", d(6, 20), 6000)
-    claim = _queued_claim(backoffice, submission)
+    claim = queued_claim(backoffice, submission)
     assert claim["status"] == "needs_review" and claim["care_type"] == "osteopathy"
     valued = backoffice.post(f"/api/v1/claims/backoffice/claims/{claim['id']}/valuation", json={"lines": [
         {"act_code": "OSTEO", "act_label": "Séance d'ostéopathie", "amount_charged_cents": 6000, "practitioner_id": "750012345"},
@@ -261,7 +237,7 @@ def test_a_paper_claim_is_valued_by_an_agent_and_another_rejected(gateway, world
     assert mine["claim"]["source"] == "upload"
 
     other = _submit_invoice(world["system"], holder, "other", d(6, 21), 2500)
-    claim2 = _queued_claim(backoffice, other)
+    claim2 = queued_claim(backoffice, other)
     bad = backoffice.post(f"/api/v1/claims/backoffice/claims/{claim2['id']}/rejection", json={"reason_code": "because"})
     assert bad.status_code == 422
     rejected = backoffice.post(f"/api/v1/claims/backoffice/claims/{claim2['id']}/rejection", json={"reason_code": "missing_document"})
@@ -278,7 +254,7 @@ def test_the_same_care_by_both_channels_is_paid_once(gateway, world, backoffice)
     holder = world["holder"]
     gp = by_act(lines(gateway, world["heads"]["holder"]))[("G", d(4, 2))]
     submission = _submit_invoice(world["system"], holder, "other", d(4, 2), 5000)
-    claim = _queued_claim(backoffice, submission)
+    claim = queued_claim(backoffice, submission)
     valued = backoffice.post(f"/api/v1/claims/backoffice/claims/{claim['id']}/valuation", json={"lines": [{
         "act_code": "G", "act_label": "Consultation", "amount_charged_cents": 5000, "secu_base_cents": 3000,
         "secu_rate_pct": 70, "secu_paid_cents": 1900, "participation_cents": 200, "practitioner_id": GP_PRACTITIONER,
