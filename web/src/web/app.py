@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.platform.heap import freeze_startup_heap
 from shared.platform.logging import setup_logging
-from shared.platform.request_context import RequestContextMiddleware
+from shared.platform.request_context import FASTAPI_TELEMETRY_OFF, RequestContextMiddleware
 from shared.platform.telemetry import setup_telemetry
 from web import timing
 from web.api import Api
@@ -111,7 +111,9 @@ def create_app(settings: WebSettings | None = None) -> ASGIApp:
         finally:
             await api.stop()
 
-    app = FastAPI(title="Espace — web", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    # RequestContextMiddleware makes the one server span; FastAPI's own would be a second per page.
+    app = FastAPI(telemetry=FASTAPI_TELEMETRY_OFF, title="Espace — web", lifespan=lifespan, openapi_url=None,
+                  docs_url=None, redoc_url=None)
     app.state.web = web
 
     @app.get("/healthz", include_in_schema=False)

@@ -37,6 +37,8 @@ class WebSettings(BaseSettings):
 
     # The access token is refreshed this long before it expires (identity's tokens live 900 s).
     refresh_margin_s: float = 30.0
+    # How long a page may show the contract's beneficiaries as last asked (a new child shows within it).
+    beneficiaries_memory_s: float = 60.0
 
     # Shown on the CGU page; identity's terms_version must match what the text says.
     terms_version: str = "2026-01"

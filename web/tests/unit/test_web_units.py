@@ -87,3 +87,64 @@ def test_pages_without_the_api_render_in_french_with_the_page_csp():
         moved = client.get("/activation?token=abc", follow_redirects=False)
         assert moved.status_code == 303 and moved.headers["location"] == "/activation"
         assert client.post("/connexion", data={"identifier": "1", "password": "x"}).status_code == 403  # no CSRF
+
+
+def test_the_beneficiaries_are_asked_once_a_minute_per_access_token_not_on_every_page():
+    """Against a stand-in gateway (an HTTP server counting what web asks): the reimbursements
+    page twice with one session asks the list twice and the beneficiaries once; another access
+    token is never given the first one's answer."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    asked: list[tuple[str, str]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            token = self.headers.get("Authorization", "")
+            asked.append((self.path.split("?")[0], token))
+            if self.path.startswith("/api/v1/claims/beneficiaries"):
+                body = {"items": [{"member_id": "m", "membership_number": "1", "first_name": f"Prénom-{token[-1]}",
+                                   "last_name": "Nom", "birth_date": "2012-01-01"}]}
+            else:
+                body = {"items": [], "next_cursor": None, "totals": None}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = key()
+    cipher = CookieCipher.from_settings(WebSettings(session_keys=secret))
+
+    def log_in_as(client, token: str) -> None:
+        session = MemberSession.from_api({"access_token": token, "refresh_token": "r", "expires_in": 900,
+                                          "refresh_expires_in": 3600, "terms_acceptance_required": False})
+        client.cookies.set("espace_session", cipher.seal("espace_session", session.to_payload()))
+
+    try:
+        settings = WebSettings(gateway_url=f"http://127.0.0.1:{server.server_port}", session_keys=secret)
+        with TestClient(create_app(settings)) as client:
+            log_in_as(client, "token-A")
+            for _ in range(2):
+                page = client.get("/remboursements")
+                assert page.status_code == 200 and "Prénom-A" in page.text
+            log_in_as(client, "token-B")
+            other = client.get("/remboursements")
+            assert other.status_code == 200 and "Prénom-B" in other.text and "Prénom-A" not in other.text
+    finally:
+        server.shutdown()
+    paths = [(path, token) for path, token in asked]
+    assert paths.count(("/api/v1/claims/reimbursements", "Bearer token-A")) == 2
+    assert paths.count(("/api/v1/claims/beneficiaries", "Bearer token-A")) == 1
+    assert paths.count(("/api/v1/claims/beneficiaries", "Bearer token-B")) == 1

@@ -57,8 +57,10 @@ def french_date(value: Any) -> str:
 
 
 def make_environment() -> Environment:
+    # Templates ship with the package and change only with a new release (a restart): no stat of
+    # every template file on each page.
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters["euros"] = euros
     env.filters["date_fr"] = french_date
     return env
@@ -94,6 +96,9 @@ class Web:
         # store for this; one replica per browser is what the deployment gives.)
         self._refresh_locks: dict[bytes, asyncio.Lock] = {}
         self._refreshed: OrderedDict[bytes, tuple[float, MemberSession]] = OrderedDict()
+        # The contract's beneficiaries (the filter and form choices) change a few times in a
+        # contract's life; asked once a minute per access token, not on every page.
+        self._beneficiaries: OrderedDict[bytes, tuple[float, list]] = OrderedDict()
 
     # -- rendering --------------------------------------------------------------------------
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -250,6 +255,30 @@ class Web:
                 self.end_session(request)
                 raise LoginRequired()
         return answer
+
+
+    async def beneficiaries(self, request: Request) -> list:
+        """The contract's beneficiaries this member may see, as claims answers them, remembered
+        for `beneficiaries_memory_s` per access token (so only its bearer is ever given them)."""
+        session = await self.member(request)
+        key = hashlib.sha256(session.access_token.encode()).digest()
+        now = time.monotonic()
+        known = self._beneficiaries.get(key)
+        if known is not None and now - known[0] < self.settings.beneficiaries_memory_s:
+            return known[1]
+        answer = await self.call(request, "GET", "/api/v1/claims/beneficiaries")
+        if not answer.ok or not isinstance(answer.body, dict) or not isinstance(answer.body.get("items"), list):
+            return []
+        people = answer.body["items"]
+        session = request.state.member  # a retry after a 401 may have refreshed the token
+        key = hashlib.sha256(session.access_token.encode()).digest()
+        self._beneficiaries[key] = (now, people)
+        self._beneficiaries.move_to_end(key)  # oldest first, for the trim below
+        while len(self._beneficiaries) > 10_000 or (
+            self._beneficiaries and now - next(iter(self._beneficiaries.values()))[0] > self.settings.beneficiaries_memory_s
+        ):
+            self._beneficiaries.popitem(last=False)
+        return people
 
 
 def client_ip(request: Request) -> str | None:

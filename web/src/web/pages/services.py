@@ -64,8 +64,7 @@ def router(web: Web) -> APIRouter:
     async def reimbursements(request: Request) -> Response:
         params = {k: request.query_params.get(k, "")[:64] for k in FILTERS}
         lines, people = await asyncio.gather(
-            web.call(request, "GET", "/api/v1/claims/reimbursements", params=params),
-            web.call(request, "GET", "/api/v1/claims/beneficiaries"),
+            web.call(request, "GET", "/api/v1/claims/reimbursements", params=params), web.beneficiaries(request),
         )
         if not lines.ok and lines.status != 422:
             return unavailable(request, "Mes remboursements", lines)
@@ -74,7 +73,7 @@ def router(web: Web) -> APIRouter:
                           lines=items(lines.body) if lines.ok else [], totals=(lines.body or {}).get("totals")
                           if lines.ok and isinstance(lines.body, dict) else None,
                           next_cursor=next_cursor(lines.body) if lines.ok else None, filters=params,
-                          beneficiaries=items(people.body) if people.ok else [], errors=errors,
+                          beneficiaries=people, errors=errors,
                           summary=[(k, k, v) for k, v in errors.items()])
 
     @r.get("/remboursements/{line_id}")
@@ -150,10 +149,10 @@ def router(web: Web) -> APIRouter:
 
     @r.get("/factures")
     async def invoice_form(request: Request) -> Response:
-        people = await web.call(request, "GET", "/api/v1/claims/beneficiaries")
-        submissions = await web.call(request, "GET", "/api/v1/documents/invoices")
+        people, submissions = await asyncio.gather(
+            web.beneficiaries(request), web.call(request, "GET", "/api/v1/documents/invoices"))
         return web.render(request, "invoices.html", title="Dépôt de factures", care_types=CARE_TYPES,
-                          beneficiaries=items(people.body) if people.ok else [],
+                          beneficiaries=people,
                           submissions=items(submissions.body) if submissions.ok else [],
                           sent=request.query_params.get("etat") == "envoye")
 
@@ -183,9 +182,9 @@ def router(web: Web) -> APIRouter:
             errors = answer.field_errors()
             if not errors:
                 errors["files"] = answer.detail or "L'envoi n'a pas abouti."
-        people = await web.call(request, "GET", "/api/v1/claims/beneficiaries")
+        people = await web.beneficiaries(request)
         return web.render(request, "invoices.html", status=422, title="Dépôt de factures", care_types=CARE_TYPES,
-                          beneficiaries=items(people.body) if people.ok else [], submissions=[], values=values,
+                          beneficiaries=people, submissions=[], values=values,
                           errors=errors, summary=[(k, k, v) for k, v in errors.items()])
 
     @r.get("/carte-tiers-payant")
