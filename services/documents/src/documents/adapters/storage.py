@@ -172,7 +172,7 @@ class S3Storage:
         await self._client.copy_object(
             Bucket=self.bucket, Key=_check(target), CopySource={"Bucket": self.bucket, "Key": _check(source)}
         )
-        await self._client.delete_object(Bucket=self.bucket, Key=source)
+        await self._client.delete_object(Bucket=self.bucket, Key=_check(source))
 
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self.bucket, Key=_check(key))
