@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.platform.settings import ServiceSettings
@@ -50,9 +50,6 @@ class DocumentsSettings(ServiceSettings):
 
     # PDF rendering in worker processes (WeasyPrint is CPU-bound; the event loop stays free).
     render_workers: int = 1
-    # Their CPU priority below the service's (nice increment, 0 = the same): under load the
-    # pages, the e-mails and the consumers go first, statements a little later.
-    render_nice: int = Field(default=10, ge=0, le=19)
 
     # The mutuelle, as letters and the card print it.
     mutuelle_name: str = "Mutuelle Espace Santé"

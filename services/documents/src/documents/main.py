@@ -21,7 +21,7 @@ def create_app():
         settings=settings,
         db=runtime.db,
         storage=build_storage(settings),
-        renderer=PdfRenderer(settings.render_workers, settings.render_nice),
+        renderer=PdfRenderer(settings.render_workers),
         scanner=ClamdScanner(settings.clamd_host, settings.clamd_port, settings.clamd_timeout_s),
     )
     runtime.consume(build_consumer(docs))

@@ -1,14 +1,11 @@
 """PDFs from Jinja2 HTML templates with WeasyPrint: PDF/A-3b (XMP claims the conformance) and
 tagged (structure for screen readers). WeasyPrint is CPU-bound, so it runs in worker processes
-and the event loop keeps serving while a statement renders. The workers run at a lower CPU
-priority (nice): a statement can wait a few seconds, a member's page or a reimbursement e-mail
-should not wait behind it when the machine is busy."""
+and the event loop keeps serving while a statement renders."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -53,40 +50,26 @@ def _warm() -> None:
     HTML(string="<html lang=fr><body><p>é €</p></body></html>").write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=True)
 
 
-def _lower_priority(nice: int) -> None:
-    if nice > 0:
-        os.nice(nice)
-
-
-def worker_niceness() -> int:
-    return os.nice(0)
-
-
 class PdfRenderer:
-    def __init__(self, workers: int = 1, nice: int = 10) -> None:
+    def __init__(self, workers: int = 1) -> None:
         self.workers = workers
-        self.nice = nice
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fork of a process running an event loop and threads is unsafe.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_lower_priority, initargs=(self.nice,))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    async def run(self, function, *args):
-        """`function(*args)` in a render worker (module-level functions only: spawn pickles them)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor(), function, *args)
-
     async def render(self, template: str, context: dict[str, Any]) -> RenderedPdf:
-        return await self.run(render_pdf_sync, template, context)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), render_pdf_sync, template, context)
 
     async def warm_up(self) -> None:
         """The first render in a fresh process loads Pango and scans the fonts (seconds): do it at
         start, not on the first member's statement."""
         try:
-            await self.run(_warm)
+            await asyncio.get_running_loop().run_in_executor(self._executor(), _warm)
         except Exception:  # a failure shows again, with its cause, on a real render
             pass
 
