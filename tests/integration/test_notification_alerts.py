@@ -207,6 +207,43 @@ def test_a_document_online_mails_once_and_one_by_post_does_not(system, gateway, 
     assert_says_nothing(messages[-1], "cotisation", "Appel")
 
 
+def test_a_claims_statement_is_announced_only_to_a_member_without_reimbursement_alerts(system, gateway, mailbox, family):
+    """One settlement, one e-mail: the statement documents issues for a settled claim is not
+    announced again to whom the reimbursement alert went; with alerts off it is."""
+    spouse_headers = {"Authorization": f"Bearer {family.tokens['spouse']}"}
+    assert gateway.put("/api/v1/identity/me/preferences", headers=spouse_headers,
+                       json={"paperless": True, "reimbursement_alerts": False}).status_code == 200
+    wait_until(
+        lambda: query(system, "notifications", "SELECT reimbursement_alerts FROM recipients WHERE member_id = $1",
+                      family.ids["spouse"])[0]["reimbursement_alerts"] is False,
+        "notifications knows the spouse turned alerts off",
+    )
+    try:
+        documents = {name: uuid.uuid4() for name in ("holder_statement", "holder_summary", "spouse_statement")}
+
+        def issued(name, member, kind):
+            return (DocumentIssued(document_id=documents[name], member_id=family.ids[member], document_type=kind,
+                                   title="Relevé de prestations", delivery="online", issued_at=datetime.now(UTC)),
+                    str(family.ids[member]))
+
+        spouse_before = len(with_subject(mailbox, family.spouse.email, DOCUMENT))
+        # In one partition (the holder's key) the summary comes after the statement: once the
+        # summary is recorded as alerted, the statement has been handled too.
+        publish_events(system, [issued("holder_statement", "holder", "statement"),
+                                issued("holder_summary", "holder", "monthly_statement"),
+                                issued("spouse_statement", "spouse", "statement")], producer="documents")
+        alerted = {}
+        wait_until(lambda: alerted.update({r["subject"]: r["member_id"] for r in query(
+            system, "notifications", "SELECT subject, member_id FROM alerts_sent WHERE kind = 'document_available'"
+            " AND subject = ANY($1::text[])", [str(d) for d in documents.values()])}) or len(alerted) >= 2,
+            "the summary and the spouse's statement alerted")
+        assert set(alerted) == {str(documents["holder_summary"]), str(documents["spouse_statement"])}
+        wait_for_subject(mailbox, family.spouse.email, DOCUMENT, spouse_before + 1)
+    finally:
+        gateway.put("/api/v1/identity/me/preferences", headers=spouse_headers,
+                    json={"paperless": True, "reimbursement_alerts": True})
+
+
 def test_an_answer_from_the_management_centre_mails_once(system, gateway, mailbox, family):
     member_id, address = family.ids["spouse"], family.spouse.email
     before = len(with_subject(mailbox, address, ANSWER))

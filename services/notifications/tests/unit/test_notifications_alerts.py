@@ -6,7 +6,9 @@ import uuid
 import pytest
 
 from notifications.adapters.templates import Templates
-from notifications.domain.alerts import Reachable, account_alert_recipient, claim_alert_recipients
+from notifications.domain.alerts import (
+    Reachable, account_alert_recipient, claim_alert_recipients, document_alert_recipient,
+)
 
 
 def reachable(member_id, *, email="x@example.org", activated=True, alerts=True):
@@ -29,6 +31,17 @@ def test_alerts_off_pending_accounts_and_missing_addresses_mean_no_alert():
     assert account_alert_recipient(holder, {holder: reachable(holder, alerts=False)}) == holder
     assert account_alert_recipient(holder, {holder: reachable(holder, activated=False)}) is None
     assert account_alert_recipient(holder, {}) is None
+
+
+def test_a_claims_statement_is_announced_only_to_whom_the_reimbursement_alert_did_not_go():
+    member = uuid.uuid4()
+    alerts_on, alerts_off = {member: reachable(member)}, {member: reachable(member, alerts=False)}
+    assert document_alert_recipient(member, "statement", alerts_on) is None  # the reimbursement e-mail said it
+    assert document_alert_recipient(member, "statement", alerts_off) == member
+    for other in ("monthly_statement", "contribution_call", "tax_certificate", "card"):
+        assert document_alert_recipient(member, other, alerts_on) == member
+    assert document_alert_recipient(member, "statement", {member: reachable(member, alerts=False, activated=False)}) is None
+    assert document_alert_recipient(member, "statement", {}) is None
 
 
 @pytest.mark.parametrize(

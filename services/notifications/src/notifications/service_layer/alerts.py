@@ -13,7 +13,7 @@ import uuid
 
 from sqlalchemy import text
 
-from notifications.domain.alerts import account_alert_recipient, claim_alert_recipients
+from notifications.domain.alerts import account_alert_recipient, claim_alert_recipients, document_alert_recipient
 from notifications.service_layer import recipients
 from notifications.service_layer.emails import Notifications, _public_link, queue_email
 from shared.contracts.claims import ClaimSettled
@@ -65,7 +65,7 @@ async def on_document_issued(notifications: Notifications, ctx: HandlerContext, 
     if event.delivery != "online":
         return  # on paper: the post is the alert
     rows = await recipients.known(ctx.session, [event.member_id])
-    chosen = account_alert_recipient(event.member_id, recipients.reachable(rows))
+    chosen = document_alert_recipient(event.member_id, event.document_type, recipients.reachable(rows))
     if chosen is not None:
         await _alert(notifications, ctx, "document_available", str(event.document_id), [chosen], rows, "/documents")
 
