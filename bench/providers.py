@@ -1,8 +1,12 @@
 """The directory of health professionals at full size, on the real system (started here on
-bench ports): the import of a 550,000-row synthetic file in the real format, then searches
-through the gateway at a steady 100 requests/s (open loop) for a mix of shapes — a name, a
-specialty in a city, a postcode and a sector, a name with a typo, near a postcode — with each
-shape's p50/p99, the errors, and the EXPLAIN (ANALYZE) of each shape's statement.
+bench ports): the import of a 550,000-row synthetic file in the real format, then searches at a
+steady 100 requests/s (open loop) for a mix of shapes — a name, a specialty in a city, a
+postcode and a sector, a name with a typo, near a postcode — through the gateway and straight
+to claims (what the gateway adds), with each shape's p50/p99, the errors, the CPU per request of
+each process (gateway, claims, PostgreSQL: a ratio that holds on a busy machine, where the
+latencies do not), and the EXPLAIN (ANALYZE, BUFFERS) of each shape's statements, as the
+service runs them (prepared: the generic plan PostgreSQL switches to after five executions)
+and with the values inlined (the custom plan).
 
 Run: `make bench` (or `.venv/bin/python -m bench.providers --rows 550000 --seconds 30`).
 """
@@ -23,7 +27,8 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.common import Sample, open_loop
+from bench.common import Sample, cpu_busy_seconds, open_loop
+from bench.cpu_split import cpu_seconds_by_process
 from claims.domain import directory
 from claims.service_layer import providers_search
 from claims.service_layer.providers_import import load_communes
@@ -100,6 +105,7 @@ class Spy:
         return rows
 
     async def fetchrow(self, sql: str, *args):
+        self.statements.append((sql, args, tuple(self.settings)))
         return await self.conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args):
@@ -114,7 +120,14 @@ def _params(params: dict) -> providers_search.Search:
     )
 
 
+PLAN_LINE = re.compile(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By|Buffers: shared")
+
+
 async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
+    """Each shape's statements under EXPLAIN (ANALYZE, BUFFERS), twice: with the generic plan
+    (what a prepared statement runs once PostgreSQL stops re-planning it: plan_cache_mode
+    forced, so the figure does not depend on how many times it ran) and with the custom plan
+    (planned for these values)."""
     conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
     try:
         for shape, queries in shapes.items():
@@ -122,21 +135,25 @@ async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
             await providers_search.search(spy, _params(queries[0]), None, 20)
             print(f"\nEXPLAIN {shape}  {queries[0]}")
             for number, (sql, args, settings) in enumerate(spy.statements, 1):
-                async with conn.transaction():
-                    for setting in settings:
-                        await conn.execute(setting)
-                    plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
-                print(f"  statement {number}/{len(spy.statements)}" + (f" ({'; '.join(settings)})" if settings else ""))
-                for line in plan:
-                    if re.search(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By", line):
-                        print("   " + line.rstrip()[:160])
-                full_scans = [line for line in plan if re.search(r"Seq Scan on (providers|provider_names)", line)]
-                print(f"   -> {'SEQUENTIAL SCAN' if full_scans else 'index use only, no sequential scan'}")
+                for mode in ("force_generic_plan", "force_custom_plan"):
+                    async with conn.transaction():
+                        for setting in (*settings, f"SET LOCAL plan_cache_mode = {mode}"):
+                            await conn.execute(setting)
+                        plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
+                    label = "generic plan" if mode == "force_generic_plan" else "custom plan"
+                    print(f"  statement {number}/{len(spy.statements)}, {label}" + (f" ({'; '.join(settings)})" if settings else ""))
+                    for line in plan:
+                        if PLAN_LINE.search(line):
+                            print("   " + line.rstrip()[:160])
+                    full_scans = [line for line in plan if re.search(r"Seq Scan on (providers|provider_names)", line)]
+                    print(f"   -> {'SEQUENTIAL SCAN' if full_scans else 'index use only, no sequential scan'}")
     finally:
         await conn.close()
 
 
-async def search_load(url: str, shapes: dict[str, list[dict]], rate: float, seconds: float) -> None:
+async def search_load(label: str, url: str, shapes: dict[str, list[dict]], rate: float, seconds: float, system) -> None:
+    """The mix at `rate` (open loop) against `url`: p50/p99 per shape and overall, statuses, and
+    the CPU per request of each of the system's processes (and the machine's busy share)."""
     order = [(shape, v[i]) for i in range(max(len(v) for v in shapes.values())) for shape, v in shapes.items() if i < len(v)]
     count = int(rate * seconds)
     per_shape: dict[str, Sample] = {shape: Sample() for shape in shapes}
@@ -155,7 +172,10 @@ async def search_load(url: str, shapes: dict[str, list[dict]], rate: float, seco
         async def call(i: int) -> bool:
             shape, params = order[i % len(order)]
             t0 = time.perf_counter()
-            ok, status = await get(params)
+            try:
+                ok, status = await get(params)
+            except (aiohttp.ClientError, ValueError):
+                ok, status = False, 0
             statuses[status] = statuses.get(status, 0) + 1
             sample = per_shape[shape]
             if ok:
@@ -164,11 +184,21 @@ async def search_load(url: str, shapes: dict[str, list[dict]], rate: float, seco
                 sample.errors += 1
             return ok
 
+        cpu_before, busy_before = cpu_seconds_by_process(system), cpu_busy_seconds()
         total = await open_loop(call, rate=rate, count=count)
+        cpu_after, busy = cpu_seconds_by_process(system), cpu_busy_seconds() - busy_before
+    print(f"{label}:")
     for shape, sample in per_shape.items():
         sample.elapsed_s = total.elapsed_s
-        print(sample.line(f"search {shape} (mix at {rate:.0f}/s)"))
-    print(total.line(f"search, all shapes at {rate:.0f}/s (open loop)") + f"   statuses {statuses}   (goal p99 <= 20 ms, 0 errors)")
+        print("  " + sample.line(f"search {shape} (mix at {rate:.0f}/s)"))
+    goal = "   (goal p99 <= 20 ms, 0 errors)" if "gateway" in label else ""
+    print("  " + total.line(f"search, all shapes at {rate:.0f}/s (open loop)") + f"   statuses {statuses}{goal}")
+    requests = max(1, len(total.latencies_ms) + total.errors)
+    per = {n: (cpu_after[n] - cpu_before.get(n, 0.0)) / requests * 1000 for n in cpu_after}
+    busiest = sorted((n for n in per if per[n] >= 0.05), key=lambda n: -per[n])
+    cores = os.cpu_count() or 1
+    print("  CPU per request: " + ", ".join(f"{n.split('.')[0]} {per[n]:.2f} ms" for n in busiest)
+          + f"; the machine {busy / total.elapsed_s / cores * 100:.0f} % busy (anyone), load {os.getloadavg()[0]:.1f}")
 
 
 async def run(rows: int, rate: float, seconds: float) -> None:
@@ -190,7 +220,11 @@ async def run(rows: int, rate: float, seconds: float) -> None:
         print("   " + result.stderr.strip().splitlines()[-1])
         shapes = query_mix(path, random.Random(2026))
         print(f"load average before the searches: {os.getloadavg()[0]:.1f}")
-        await search_load(system.gateway_url, shapes, rate, seconds)
+        claims_url = f"http://127.0.0.1:{system.env['CLAIMS_PORT']}"
+        # Back to back, so that both see the same machine: through the gateway, then straight to
+        # claims (the limit the gateway adds to).
+        await search_load("through the gateway", system.gateway_url, shapes, rate, seconds, system)
+        await search_load("claims direct (the limit)", claims_url, shapes, rate, seconds, system)
         print(f"load average after the searches: {os.getloadavg()[0]:.1f}")
         await explain(system.db_url("claims"), shapes)
     finally:
