@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -127,14 +128,47 @@ def _params(params: dict) -> providers_search.Search:
     )
 
 
-PLAN_LINE = re.compile(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By|Buffers: shared")
+PLAN_LINE = re.compile(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By|Buffers: shared|Heap Fetches")
+
+
+def _literal(value) -> str:
+    """A parameter as an SQL literal, for EXECUTE (which takes no bound parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, asyncpg.Point):
+        return f"'({value.x!r},{value.y!r})'"
+    if isinstance(value, (int, float, Decimal)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, (list, tuple)):
+        items = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        return "'{" + items.replace("'", "''") + "}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _plan(conn: asyncpg.Connection, sql: str, args: tuple, settings: tuple[str, ...], generic: bool) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of one statement. Generic: what a prepared statement runs once
+    PostgreSQL stops planning it for each call's values (the service's statements are prepared,
+    and after five executions PostgreSQL may switch): PREPARE, then EXECUTE with
+    plan_cache_mode forced. Custom: planned for these values."""
+    async with conn.transaction():
+        for setting in settings:
+            await conn.execute(setting)
+        if not generic:
+            return [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE bench_generic AS {sql}")
+        try:
+            values = ", ".join(_literal(v) for v in args)
+            return [r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_generic({values})")]
+        finally:
+            await conn.execute("DEALLOCATE bench_generic")
 
 
 async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
-    """Each shape's statements under EXPLAIN (ANALYZE, BUFFERS), twice: with the generic plan
-    (what a prepared statement runs once PostgreSQL stops re-planning it: plan_cache_mode
-    forced, so the figure does not depend on how many times it ran) and with the custom plan
-    (planned for these values)."""
+    """Each shape's statements under EXPLAIN (ANALYZE, BUFFERS), with the generic plan and with
+    the custom plan (see _plan), and whether a table was read whole."""
     conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
     try:
         for shape, queries in shapes.items():
@@ -142,12 +176,9 @@ async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
             await providers_search.search(spy, _params(queries[0]), None, 20)
             print(f"\nEXPLAIN {shape}  {queries[0]}")
             for number, (sql, args, settings) in enumerate(spy.statements, 1):
-                for mode in ("force_generic_plan", "force_custom_plan"):
-                    async with conn.transaction():
-                        for setting in (*settings, f"SET LOCAL plan_cache_mode = {mode}"):
-                            await conn.execute(setting)
-                        plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
-                    label = "generic plan" if mode == "force_generic_plan" else "custom plan"
+                for generic in (True, False):
+                    plan = await _plan(conn, sql, args, settings, generic)
+                    label = "generic plan" if generic else "custom plan"
                     print(f"  statement {number}/{len(spy.statements)}, {label}" + (f" ({'; '.join(settings)})" if settings else ""))
                     for line in plan:
                         if PLAN_LINE.search(line):

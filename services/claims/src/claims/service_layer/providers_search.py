@@ -197,14 +197,21 @@ async def _origin(conn: asyncpg.Connection, postcode: str) -> asyncpg.Record:
     return row
 
 
-def _candidates(words: list[str]) -> list[tuple[str, str]]:
-    """(word looked up as a name, regular expression the row's name must also match) for q."""
+def _candidates(words: list[str]) -> list[tuple[str, str, str]]:
+    """(word looked up as a name, regular expression the row's name must also match, a LIKE
+    pattern every name matching that expression matches) for q."""
     # Words of one or two letters narrow (as the beginning of a word of the name) but are not
     # looked up as names themselves, unless q has nothing longer.
     long_words = [word for word in words if len(word) >= 3] or words
-    candidates = [(word, _begins_words([x for x in words if x != word])) for word in long_words]
+    candidates = []
+    for word in long_words:
+        others = [x for x in words if x != word]
+        # The longest other word somewhere in the name: a substring test that rules out nearly
+        # every row of a common name (Laurent: 4,771) before the costlier expression (45 -> 6 ms).
+        hint = f"%{max(others, key=len)}%" if others else "%"
+        candidates.append((word, _begins_words(others), hint))
     if len(words) > 1:
-        candidates.append((" ".join(words), ""))
+        candidates.append((" ".join(words), "", "%"))
     return candidates
 
 
@@ -299,15 +306,15 @@ def matches_any(matches: dict[str, Matches]) -> bool:
     return any(matches.values())
 
 
-def _best_names(candidates: list[tuple[str, str]], matches: dict[str, Matches]) -> list[tuple[str, Decimal, str]]:
-    """(name_key, score, rest) of each name found, with the best score any candidate gave it
-    (and that candidate's rest), in name order."""
+def _best_names(candidates: list[tuple[str, str, str]], matches: dict[str, Matches]) -> list[tuple[str, Decimal, str, str]]:
+    """(name_key, score, rest, hint) of each name found, with the best score any candidate gave
+    it (and that candidate's rest and hint), in name order."""
     best: dict[str, tuple[str, Decimal, str]] = {}
-    for word, rest in candidates:
+    for word, rest, hint in candidates:
         for name_key, score in matches[word]:
             held = best.get(name_key)
             if held is None or score > held[1]:
-                best[name_key] = (name_key, score, rest)
+                best[name_key] = (name_key, score, rest, hint)
     return [best[k] for k in sorted(best)]
 
 
@@ -317,7 +324,7 @@ def _begins_words(words: list[str]) -> str:
     return "^" + "".join(f"(?=(.* )?{w})" for w in words) if words else ""
 
 
-_REST_MATCH = "(m.rest = '' OR p.name_norm ~ m.rest)"
+_REST_MATCH = "(m.rest = '' OR (p.name_norm LIKE m.hint AND p.name_norm ~ m.rest))"
 
 
 async def search(conn: asyncpg.Connection, s: Search, cursor: str | None, limit: int,
@@ -356,7 +363,7 @@ async def _by_name(conn, s: Search, specialty_code, words, print_: str, cursor: 
                    cache: NameMatches | None) -> dict[str, Any]:
     after = decode_cursor(cursor, "q", print_, (float, str, int)) if cursor else None
     candidates = _candidates(words)
-    lookups = [word for word, _ in candidates]
+    lookups = [c[0] for c in candidates]
     # 1. The names like q: remembered, or read (trigram index on provider_names: a bitmap scan).
     matches, remembered = await _names_like(conn, lookups, cache)
     if remembered is None and not matches_any(matches):
@@ -380,7 +387,7 @@ async def _by_name(conn, s: Search, specialty_code, words, print_: str, cursor: 
         if not found:
             return {"items": [], "next_cursor": None, "order": "relevance"}
         w = _Where()
-        keys, scores, rests = (w.arg([m[i] for m in found]) for i in range(3))
+        keys, scores, rests, hints = (w.arg([m[i] for m in found]) for i in range(4))
         _filters(w, s, specialty_code)
         if after is not None:
             sc = w.arg(Decimal(repr(after[0])))
@@ -388,7 +395,8 @@ async def _by_name(conn, s: Search, specialty_code, words, print_: str, cursor: 
         rest = _REST_MATCH if len(words) > 1 else "TRUE"  # one word: nothing else to match
         lim = w.arg(limit + 1)
         rows = await conn.fetch(
-            f"WITH m AS (SELECT * FROM unnest({keys}::text[], {scores}::numeric[], {rests}::text[]) AS m(name_key, score, rest)),"
+            f"WITH m AS (SELECT * FROM unnest({keys}::text[], {scores}::numeric[], {rests}::text[], {hints}::text[])"
+            " AS m(name_key, score, rest, hint)),"
             " hits AS ("
             " SELECT p.id, p.name_norm, m.score FROM m CROSS JOIN LATERAL ("
             f"   SELECT p.id, p.name_norm FROM providers p WHERE p.name_key = m.name_key AND {rest} AND {w.sql()}"
@@ -419,8 +427,9 @@ async def _near(conn, s: Search, specialty_code, words, print_: str, cursor: str
     here = w.arg(origin["geo"])
     if words:
         # Not from the cache: nothing here would check the generation it belongs to.
-        matches, _ = await _names_like(conn, [word for word, _ in _candidates(words)], None)
-        keys = [name_key for name_key, _, _ in _best_names(_candidates(words), matches)]
+        candidates = _candidates(words)
+        matches, _ = await _names_like(conn, [c[0] for c in candidates], None)
+        keys = [found[0] for found in _best_names(candidates, matches)]
         w.add(f"p.name_key = ANY({w.arg(keys)}::text[])")
     _filters(w, s, specialty_code)
     near_filter = ""
