@@ -1,8 +1,12 @@
 """The directory of health professionals at full size, on the real system (started here on
-bench ports): the import of a 550,000-row synthetic file in the real format, then searches
-through the gateway at a steady 100 requests/s (open loop) for a mix of shapes — a name, a
-specialty in a city, a postcode and a sector, a name with a typo, near a postcode — with each
-shape's p50/p99, the errors, and the EXPLAIN (ANALYZE) of each shape's statement.
+bench ports): the import of a 550,000-row synthetic file in the real format, then searches at a
+steady 100 requests/s (open loop) for a mix of shapes — a name, a specialty in a city, a
+postcode and a sector, a name with a typo, near a postcode — through the gateway and straight
+to claims (what the gateway adds), with each shape's p50/p99, the errors, the CPU per request of
+each process (gateway, claims, PostgreSQL: a ratio that holds on a busy machine, where the
+latencies do not), and the EXPLAIN (ANALYZE, BUFFERS) of each shape's statements, as the
+service runs them (prepared: the generic plan PostgreSQL switches to after five executions)
+and with the values inlined (the custom plan).
 
 Run: `make bench` (or `.venv/bin/python -m bench.providers --rows 550000 --seconds 30`).
 """
@@ -18,18 +22,22 @@ import re
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
-from bench.common import Sample, open_loop
+from bench.common import Sample, cpu_busy_seconds, open_loop
+from bench.cpu_split import cpu_seconds_by_process
 from claims.domain import directory
 from claims.service_layer import providers_search
 from claims.service_layer.providers_import import load_communes
 from tests.integration.system import ROOT, System
 
 PROVIDERS = "/api/v1/claims/providers"
+WARM_UP = 300
+IDLE_S = 3.0
 
 
 def demo_file(rows: int) -> Path:
@@ -54,6 +62,9 @@ def typo(word: str, rng: random.Random) -> str:
     if kind == "double":
         return word[:i] + word[i] + word[i:]
     return word.replace("e", "é", 1) if "e" in word else word[:i] + word[i + 1:]
+
+
+SHAPES = ("name", "specialty + city", "postcode + sector", "typo", "near + specialty")
 
 
 def query_mix(path: Path, rng: random.Random, per_shape: int = 300) -> dict[str, list[dict]]:
@@ -100,6 +111,10 @@ class Spy:
         return rows
 
     async def fetchrow(self, sql: str, *args):
+        if sql.startswith("SELECT set_config("):  # a setting that comes with a value (the generation)
+            self.settings.append(sql)
+        else:
+            self.statements.append((sql, args, tuple(self.settings)))
         return await self.conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args):
@@ -114,7 +129,47 @@ def _params(params: dict) -> providers_search.Search:
     )
 
 
+PLAN_LINE = re.compile(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By|Buffers: shared|Heap Fetches")
+
+
+def _literal(value) -> str:
+    """A parameter as an SQL literal, for EXECUTE (which takes no bound parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, asyncpg.Point):
+        return f"'({value.x!r},{value.y!r})'"
+    if isinstance(value, (int, float, Decimal)):
+        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, (list, tuple)):
+        items = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        return "'{" + items.replace("'", "''") + "}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def _plan(conn: asyncpg.Connection, sql: str, args: tuple, settings: tuple[str, ...], generic: bool) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of one statement. Generic: what a prepared statement runs once
+    PostgreSQL stops planning it for each call's values (the service's statements are prepared,
+    and after five executions PostgreSQL may switch): PREPARE, then EXECUTE with
+    plan_cache_mode forced. Custom: planned for these values."""
+    async with conn.transaction():
+        for setting in settings:
+            await conn.execute(setting)
+        if not generic:
+            return [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE bench_generic AS {sql}")
+        try:
+            values = ", ".join(_literal(v) for v in args)
+            return [r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_generic({values})")]
+        finally:
+            await conn.execute("DEALLOCATE bench_generic")
+
+
 async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
+    """Each shape's statements under EXPLAIN (ANALYZE, BUFFERS), with the generic plan and with
+    the custom plan (see _plan), and whether a table was read whole."""
     conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
     try:
         for shape, queries in shapes.items():
@@ -122,23 +177,27 @@ async def explain(db_url: str, shapes: dict[str, list[dict]]) -> None:
             await providers_search.search(spy, _params(queries[0]), None, 20)
             print(f"\nEXPLAIN {shape}  {queries[0]}")
             for number, (sql, args, settings) in enumerate(spy.statements, 1):
-                async with conn.transaction():
-                    for setting in settings:
-                        await conn.execute(setting)
-                    plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
-                print(f"  statement {number}/{len(spy.statements)}" + (f" ({'; '.join(settings)})" if settings else ""))
-                for line in plan:
-                    if re.search(r"Scan|Limit|Nested Loop|Sort|Execution Time|Planning Time|Index Cond|Order By", line):
-                        print("   " + line.rstrip()[:160])
-                full_scans = [line for line in plan if re.search(r"Seq Scan on (providers|provider_names)", line)]
-                print(f"   -> {'SEQUENTIAL SCAN' if full_scans else 'index use only, no sequential scan'}")
+                for generic in (True, False):
+                    plan = await _plan(conn, sql, args, settings, generic)
+                    label = "generic plan" if generic else "custom plan"
+                    print(f"  statement {number}/{len(spy.statements)}, {label}" + (f" ({'; '.join(settings)})" if settings else ""))
+                    for line in plan:
+                        if PLAN_LINE.search(line):
+                            print("   " + line.rstrip()[:160])
+                    full_scans = [line for line in plan if re.search(r"Seq Scan on (providers|provider_names)", line)]
+                    print(f"   -> {'SEQUENTIAL SCAN' if full_scans else 'index use only, no sequential scan'}")
     finally:
         await conn.close()
 
 
-async def search_load(url: str, shapes: dict[str, list[dict]], rate: float, seconds: float) -> None:
+async def search_load(label: str, url: str, shapes: dict[str, list[dict]], rate: float, seconds: float, system) -> None:
+    """The mix at `rate` (open loop) against `url`: p50/p99 per shape and overall, statuses, and
+    the CPU per request of each of the system's processes (and the machine's busy share)."""
     order = [(shape, v[i]) for i in range(max(len(v) for v in shapes.values())) for shape, v in shapes.items() if i < len(v)]
     count = int(rate * seconds)
+    # Each query once: the warm-up's are others than the run's (nothing is timed twice, so what
+    # claims remembers between queries is only what different queries share, e.g. a surname).
+    warm_up, order = order[count:count + WARM_UP], order[:count]
     per_shape: dict[str, Sample] = {shape: Sample() for shape in shapes}
     statuses: dict[int, int] = {}
     connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=3)
@@ -149,13 +208,16 @@ async def search_load(url: str, shapes: dict[str, list[dict]], rate: float, seco
                 body = await r.json()
                 return r.status == 200 and isinstance(body.get("items"), list), r.status
 
-        for shape, q in order[:300]:  # warm-up: connections, plans, caches
+        for shape, q in warm_up:  # warm-up: connections, prepared statements, PostgreSQL's buffers
             await get(q)
 
         async def call(i: int) -> bool:
             shape, params = order[i % len(order)]
             t0 = time.perf_counter()
-            ok, status = await get(params)
+            try:
+                ok, status = await get(params)
+            except (aiohttp.ClientError, ValueError):
+                ok, status = False, 0
             statuses[status] = statuses.get(status, 0) + 1
             sample = per_shape[shape]
             if ok:
@@ -164,11 +226,27 @@ async def search_load(url: str, shapes: dict[str, list[dict]], rate: float, seco
                 sample.errors += 1
             return ok
 
+        # What each process spends with no search at all (consumers, relays, the broker), over a
+        # few idle seconds: taken off its CPU during the run, so what remains is the searches'.
+        idle_before = cpu_seconds_by_process(system)
+        await asyncio.sleep(IDLE_S)
+        idle = {n: (v - idle_before.get(n, 0.0)) / IDLE_S for n, v in cpu_seconds_by_process(system).items()}
+        cpu_before, busy_before = cpu_seconds_by_process(system), cpu_busy_seconds()
         total = await open_loop(call, rate=rate, count=count)
+        cpu_after, busy = cpu_seconds_by_process(system), cpu_busy_seconds() - busy_before
+    print(f"{label}:")
     for shape, sample in per_shape.items():
         sample.elapsed_s = total.elapsed_s
-        print(sample.line(f"search {shape} (mix at {rate:.0f}/s)"))
-    print(total.line(f"search, all shapes at {rate:.0f}/s (open loop)") + f"   statuses {statuses}   (goal p99 <= 20 ms, 0 errors)")
+        print("  " + sample.line(f"search {shape} (mix at {rate:.0f}/s)"))
+    goal = "   (goal p99 <= 20 ms, 0 errors)" if "gateway" in label else ""
+    print("  " + total.line(f"search, all shapes at {rate:.0f}/s (open loop)") + f"   statuses {statuses}{goal}")
+    requests = max(1, len(total.latencies_ms) + total.errors)
+    per = {n: max(0.0, cpu_after[n] - cpu_before.get(n, 0.0) - idle.get(n, 0.0) * total.elapsed_s) / requests * 1000
+           for n in cpu_after}
+    busiest = sorted((n for n in per if per[n] >= 0.05), key=lambda n: -per[n])
+    cores = os.cpu_count() or 1
+    print("  CPU per request (less each process's idle rate): " + ", ".join(f"{n.split('.')[0]} {per[n]:.2f} ms" for n in busiest)
+          + f"; the machine {busy / total.elapsed_s / cores * 100:.0f} % busy (anyone), load {os.getloadavg()[0]:.1f}")
 
 
 async def run(rows: int, rate: float, seconds: float) -> None:
@@ -188,9 +266,17 @@ async def run(rows: int, rate: float, seconds: float) -> None:
               "   (goal: well under 60 s)")
         print("   " + result.stdout.strip())
         print("   " + result.stderr.strip().splitlines()[-1])
-        shapes = query_mix(path, random.Random(2026))
+        # Enough queries of each shape that no query comes twice: the gateway's run, then claims
+        # direct with others.
+        per_run = int(rate * seconds) + WARM_UP
+        shapes = query_mix(path, random.Random(2026), per_shape=2 * per_run // len(SHAPES) + 50)
+        halves = [{k: v[i::2] for k, v in shapes.items()} for i in (0, 1)]
         print(f"load average before the searches: {os.getloadavg()[0]:.1f}")
-        await search_load(system.gateway_url, shapes, rate, seconds)
+        claims_url = f"http://127.0.0.1:{system.env['CLAIMS_PORT']}"
+        # Back to back, so that both see the same machine: through the gateway, then straight to
+        # claims (the limit the gateway adds to).
+        await search_load("through the gateway", system.gateway_url, halves[0], rate, seconds, system)
+        await search_load("claims direct (the limit)", claims_url, halves[1], rate, seconds, system)
         print(f"load average after the searches: {os.getloadavg()[0]:.1f}")
         await explain(system.db_url("claims"), shapes)
     finally:

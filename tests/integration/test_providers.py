@@ -181,6 +181,21 @@ def test_the_specialties_are_listed_with_their_codes(gateway: httpx.Client, dire
     assert items["19"]["label"] == "Chirurgien-dentiste" and items["19"]["providers"] == 0
 
 
+def test_a_name_search_sees_the_names_a_new_file_brings(system: System, gateway: httpx.Client, directory):
+    # claims remembers the names like "lefevre" (for the directory it read them from)...
+    tmp, _ = directory
+    assert names(gateway.get(PROVIDERS, params={"q": "lefevre"})) == ["Zoé Lefèvre"]
+    newcomer = ("Mme;Lefèvre-Roux;Anne;;1;01;Médecine générale;01;Libéral intégral;1;;;4 rue Oberkampf;75011;PARIS;"
+                "01 43 00 00 10;")
+    import_providers(system, write_file(tmp / "liste-ps-20260106.csv", [*ROWS, newcomer]))
+    try:
+        # ...and the next search after an import reads them from the new one.
+        assert names(gateway.get(PROVIDERS, params={"q": "lefevre"})) == ["Zoé Lefèvre", "Anne Lefèvre-Roux"]
+        assert names(gateway.get(PROVIDERS, params={"q": "lefevre roux"})) == ["Anne Lefèvre-Roux"]
+    finally:
+        import_providers(system, write_file(tmp / "liste-ps-20260105.csv", ROWS))  # the module's directory again
+
+
 def test_a_new_file_replaces_the_directory_atomically_while_searches_run(system: System, gateway: httpx.Client, directory):
     tmp, _ = directory
     filler = demo_rows(tmp, 20_000, seed=11)

@@ -12,3 +12,8 @@ class ClaimsSettings(ServiceSettings):
     service_name: str = "claims"
     port: int = 8004
     database_url: SecretStr = SecretStr("postgresql+asyncpg://espace:espace@127.0.0.1:55432/claims")
+    # Words whose similar directory names each process remembers (service_layer.providers_search.
+    # NameMatches: ~4 KB a word); 0: none, every name search asks PostgreSQL's trigram index.
+    directory_name_cache_words: int = 4096
+    # The hot read paths' asyncpg pool (adapters.pg.ReadPool).
+    read_pool_size: int = 8

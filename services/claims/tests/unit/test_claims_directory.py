@@ -138,3 +138,16 @@ def test_cursors_belong_to_their_query():
         with pytest.raises(ProblemError) as refused:
             providers_search.decode_cursor(bad, "q", print_, (float, str, int))
         assert refused.value.errors[0].code == "invalid_cursor"
+
+
+def test_names_are_remembered_per_directory_generation_and_the_least_used_go_first():
+    from decimal import Decimal
+
+    cache = providers_search.NameMatches(size=2)
+    cache.put(1, "dupont", [("dupont", Decimal("2.0000")), ("dupond", Decimal("1.1000"))])
+    cache.put(1, "martin", [("martin", Decimal("2.0000"))])
+    assert cache.get("dupont") == (("dupont", Decimal("2.0000")), ("dupond", Decimal("1.1000")))
+    cache.put(1, "lefevre", [])  # "martin" was used least recently: it goes
+    assert cache.get("martin") is None and cache.get("lefevre") == () and len(cache) == 2
+    cache.put(2, "roche", [("roche", Decimal("2.0000"))])  # another directory: the rest is forgotten
+    assert cache.generation == 2 and cache.get("dupont") is None and len(cache) == 1

@@ -7,6 +7,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from claims.service_layer.providers_search import NameMatches
+
 
 async def read_pool(request: Request) -> asyncpg.Pool:
     """The hot read paths' asyncpg pool (adapters.pg.ReadPool, opened with the app)."""
@@ -14,3 +16,12 @@ async def read_pool(request: Request) -> asyncpg.Pool:
 
 
 PoolDep = Annotated[asyncpg.Pool, Depends(read_pool)]
+
+
+async def name_matches(request: Request) -> NameMatches | None:
+    """The directory's names remembered per word (service_layer.providers_search.NameMatches);
+    None when CLAIMS_DIRECTORY_NAME_CACHE_WORDS=0."""
+    return request.app.state.name_matches
+
+
+NamesDep = Annotated[NameMatches | None, Depends(name_matches)]

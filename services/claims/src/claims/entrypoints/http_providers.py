@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from claims.entrypoints import PoolDep
+from claims.entrypoints import NamesDep, PoolDep
 from claims.service_layer import providers_search
 from shared.platform.app import json_answer
 from shared.platform.problems import problem_responses
@@ -92,6 +92,7 @@ class Specialties(BaseModel):
 )
 async def search_providers(
     pool: PoolDep,
+    names: NamesDep,
     q: Annotated[str | None, Query(min_length=2, max_length=100, description="Nom ou raison sociale")] = None,
     specialty: Annotated[str | None, Query(min_length=1, max_length=80, description="Code (01, 19…) ou libellé (dentiste, cardiologie…)")] = None,
     postcode: Annotated[str | None, Query(pattern=POSTCODE, description="Code postal du cabinet")] = None,
@@ -105,7 +106,7 @@ async def search_providers(
 ) -> Response:
     search = providers_search.Search(q, specialty, postcode, city, department, sector, optam, near)
     async with pool.acquire() as conn:
-        return json_answer(await providers_search.search(conn, search, cursor, limit))
+        return json_answer(await providers_search.search(conn, search, cursor, limit, names))
 
 
 @router.get("/specialties", summary="The directory's specialties with their codes (public)", response_model=Specialties)
