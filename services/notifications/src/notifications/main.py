@@ -35,6 +35,7 @@ def create_app():
         for task in sender:
             task.cancel()
         await asyncio.gather(*sender, return_exceptions=True)
+        notifications.smtp.close()
 
     app = runtime.create_app(
         title="Espace — notifications",
