@@ -116,11 +116,6 @@ class SmtpSender:
         return compose(mail_from=self.settings.mail_from, recipient=recipient, subject=subject, text=text, html=html,
                        message_id=message_id, date=date)
 
-    async def send(self, message: Outgoing) -> None:
-        [error] = await self.send_many([message])
-        if error is not None:
-            raise error
-
     async def send_many(self, messages: list[Outgoing]) -> list[Exception | None]:
         """Per message, None when the relay took it, else the error."""
         if not messages:

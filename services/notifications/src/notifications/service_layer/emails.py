@@ -244,14 +244,22 @@ async def send_due(notifications: Notifications, limit: int | None = None) -> in
         if not deliveries:
             return 0
         date = formatdate(localtime=False)
-        messages, spans = [], []
-        for d in deliveries:
+        spans = []
+        results: list[Exception | None] = []
+        messages, composed = [], []
+        for index, d in enumerate(deliveries):
             # The consumer span's context was kept with the row: the send becomes its child.
             spans.append(_tracer.start_span("smtp send", context=extract_trace_context(d.trace_headers or {}),
                                             kind=trace.SpanKind.CLIENT, attributes={"email.kind": d.kind}))
-            messages.append(notifications.smtp.compose(recipient=d.recipient, subject=d.subject, text=d.body_text or "",
-                                                       html=d.body_html or "", message_id=d.message_id, date=date))
-        results = await notifications.smtp.send_many(messages)
+            try:
+                messages.append(notifications.smtp.compose(recipient=d.recipient, subject=d.subject, text=d.body_text or "",
+                                                           html=d.body_html or "", message_id=d.message_id, date=date))
+                composed.append(index)
+                results.append(None)
+            except ValueError as exc:  # this row only (a line break in a header): a failed try, not a stuck queue
+                results.append(exc)
+        for index, error in zip(composed, await notifications.smtp.send_many(messages), strict=True):
+            results[index] = error
         now = datetime.now(UTC)
         await _record_outcomes(notifications, session, deliveries, spans, results, now)
     return len(deliveries)
