@@ -74,11 +74,22 @@ def delivery_row(notifications: Notifications, ctx: HandlerContext, *, member_id
 _DELIVERIES = Delivery.__table__
 
 
+_QUEUED = "notifications.queued_deliveries"
+
+
 async def queue_emails(ctx: HandlerContext, rows: list[dict]) -> None:
-    """Record e-mails to send in the event's transaction: one INSERT, no ORM unit of work (its
-    bookkeeping per object was a good part of an alert's CPU)."""
+    """Record e-mails to send in the event's transaction. Kept with the transaction's session
+    and written by `insert_queued` once its handlers have run: one INSERT for the e-mails of
+    a whole batch of events (one per event, with the ORM's bookkeeping per object, was most of
+    an alert's CPU). A rolled back transaction drops its session, and them with it."""
+    ctx.session.info.setdefault(_QUEUED, []).extend(rows)
+
+
+async def insert_queued(session) -> None:
+    """The consumer's `before_commit`: the e-mails its handlers queued, inside their transaction."""
+    rows = session.info.pop(_QUEUED, None)
     if rows:
-        await ctx.session.execute(insert(_DELIVERIES), rows)
+        await session.execute(insert(_DELIVERIES), rows)
 
 
 async def queue_email(notifications: Notifications, ctx: HandlerContext, *, member_id: uuid.UUID,
