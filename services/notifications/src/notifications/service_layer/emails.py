@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 
 from opentelemetry import trace
-
 from sqlalchemy import JSON, insert, text
 from sqlmodel import select
 
@@ -72,9 +71,7 @@ def delivery_row(notifications: Notifications, ctx: HandlerContext, *, member_id
 
 
 _DELIVERIES = Delivery.__table__
-
-
-_QUEUED = "notifications.queued_deliveries"
+_QUEUED = "notifications.queued_deliveries"  # key in the transaction's session.info
 
 
 async def queue_emails(ctx: HandlerContext, rows: list[dict]) -> None:
