@@ -4,6 +4,7 @@ real broker, database and SMTP sink."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -155,6 +156,31 @@ def test_an_email_sent_while_the_smtp_relay_is_down_is_retried_in_the_delivery_l
     [row] = _deliveries_to(system, member.email)
     assert row["status"] == "sent" and row["last_error"] is None and row["cleared"], dict(row)
     assert row["attempts"] >= 3
+
+
+def test_each_email_sent_is_told_once_as_email_sent_under_its_correlation_id(system, gateway, mailbox, registry):
+    member = registry.take()
+    assert gateway.post("/api/v1/identity/registrations", json=member.registration()).status_code == 202
+    mailbox.wait_for(member.email)
+
+    async def events():
+        conn = await asyncpg.connect(system.db_url("notifications").replace("+asyncpg", ""))
+        try:
+            return await conn.fetch(
+                "SELECT d.correlation_id, o.headers::text AS headers, o.published_at FROM deliveries d"
+                " JOIN outbox o ON o.envelope->'payload'->>'delivery_id' = d.id::text"
+                " WHERE d.recipient = $1 AND o.event_type = 'notifications.EmailSent'", member.email)
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + 30
+    while not (rows := asyncio.run(events())) or rows[0]["published_at"] is None:
+        assert time.monotonic() < deadline, "EmailSent not published"
+        time.sleep(0.5)
+    [row] = rows
+    headers = json.loads(row["headers"])
+    assert row["correlation_id"] and headers["x-correlation-id"] == row["correlation_id"]
+    assert headers["traceparent"]  # the SMTP send's span is its parent
 
 
 def test_the_same_registration_event_delivered_twice_sends_one_email(system, mailbox):

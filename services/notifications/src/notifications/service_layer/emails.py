@@ -318,16 +318,25 @@ async def _record_outcomes(notifications: Notifications, session, deliveries, sp
 
 
 async def sender_loop(notifications: Notifications) -> None:
-    """`send_concurrency` senders, each sending one batch at a time over its own SMTP session:
-    while one waits on the relay, another claims or stamps its batch."""
-    await asyncio.gather(*(_one_sender(notifications) for _ in range(max(1, notifications.settings.send_concurrency))))
+    """Up to `send_concurrency` senders, each sending one batch at a time over its own SMTP
+    session: while one waits on the relay, another claims or stamps its batch. Only the first
+    answers the consumers' wake-ups; the others join while batches come back full (a backlog),
+    so a lone e-mail costs one claim query, not one per sender."""
+    settings = notifications.settings
+    backlog = asyncio.Event()
+    helpers = [_one_sender(notifications, backlog, wake=backlog, poll=None) for _ in range(max(1, settings.send_concurrency) - 1)]
+    await asyncio.gather(_one_sender(notifications, backlog, wake=notifications.wake_sender, poll=settings.send_poll_seconds),
+                         *helpers)
 
 
-async def _one_sender(notifications: Notifications) -> None:
+async def _one_sender(notifications: Notifications, backlog: asyncio.Event, *, wake: asyncio.Event,
+                      poll: float | None) -> None:
+    """`poll`: also look every so many seconds (retries falling due); None: only when woken."""
+    limit = notifications.settings.send_batch_size
     backoff = 0.5
     while True:
         try:
-            sent = await send_due(notifications)
+            sent = await send_due(notifications, limit)
             backoff = 0.5
         except asyncio.CancelledError:
             raise
@@ -336,11 +345,15 @@ async def _one_sender(notifications: Notifications) -> None:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10)
             continue
+        if sent >= limit:
+            backlog.set()  # more is due: the other senders join in
+            continue
+        backlog.clear()
         if sent:
             continue
-        notifications.wake_sender.clear()
+        wake.clear()
         try:
-            await asyncio.wait_for(notifications.wake_sender.wait(), notifications.settings.send_poll_seconds)
+            await asyncio.wait_for(wake.wait(), poll)
         except TimeoutError:
             pass
 
