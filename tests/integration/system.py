@@ -168,6 +168,12 @@ class System:
         else:
             self._containers[0].get_wrapped_container().unpause()
 
+    def stop_smtp(self) -> None:
+        _run([str(LOCAL / "smtp.sh"), "stop"], self.env)
+
+    def start_smtp(self) -> None:
+        _run([str(LOCAL / "smtp.sh"), "start"], self.env)
+
     def stop_clamav(self) -> None:
         _run([str(LOCAL / "clamav.sh"), "stop"], self.env)
 

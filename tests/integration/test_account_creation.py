@@ -4,6 +4,7 @@ real broker, database and SMTP sink."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,72 @@ def test_a_registration_made_while_kafka_is_down_is_emailed_once_it_is_back(syst
     mailbox.wait_for(member.email, timeout=90)
     time.sleep(3.0)  # room for a duplicate to show up, were there one
     assert len(mailbox.messages_to(member.email)) == 1
+
+
+def _deliveries_to(system, address: str) -> list:
+    async def go():
+        conn = await asyncpg.connect(system.db_url("notifications").replace("+asyncpg", ""))
+        try:
+            return await conn.fetch(
+                "SELECT status, attempts, last_error, next_attempt_at > now() AS later, body_text IS NULL AS cleared"
+                " FROM deliveries WHERE recipient = $1", address)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def test_an_email_sent_while_the_smtp_relay_is_down_is_retried_in_the_delivery_log_and_arrives_once(
+    system, gateway, mailbox, registry
+):
+    member = registry.take()
+    system.stop_smtp()
+    try:
+        assert gateway.post("/api/v1/identity/registrations", json=member.registration()).status_code == 202
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = _deliveries_to(system, member.email)
+            if rows and rows[0]["attempts"] >= 2:
+                break
+            time.sleep(0.5)
+        # Each failed try is in the log: counted, its error's type, due again later (backoff), the
+        # message kept for the next try.
+        [row] = rows
+        assert row["status"] == "pending" and row["attempts"] >= 2, dict(row)
+        assert row["last_error"] == "ConnectionRefusedError" and row["later"] and not row["cleared"], dict(row)
+    finally:
+        system.start_smtp()
+    mailbox.wait_for(member.email, timeout=90)
+    time.sleep(3.0)  # room for a duplicate to show up, were there one
+    assert len(mailbox.messages_to(member.email)) == 1
+    [row] = _deliveries_to(system, member.email)
+    assert row["status"] == "sent" and row["last_error"] is None and row["cleared"], dict(row)
+    assert row["attempts"] >= 3
+
+
+def test_each_email_sent_is_told_once_as_email_sent_under_its_correlation_id(system, gateway, mailbox, registry):
+    member = registry.take()
+    assert gateway.post("/api/v1/identity/registrations", json=member.registration()).status_code == 202
+    mailbox.wait_for(member.email)
+
+    async def events():
+        conn = await asyncpg.connect(system.db_url("notifications").replace("+asyncpg", ""))
+        try:
+            return await conn.fetch(
+                "SELECT d.correlation_id, o.headers::text AS headers, o.published_at FROM deliveries d"
+                " JOIN outbox o ON o.envelope->'payload'->>'delivery_id' = d.id::text"
+                " WHERE d.recipient = $1 AND o.event_type = 'notifications.EmailSent'", member.email)
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + 30
+    while not (rows := asyncio.run(events())) or rows[0]["published_at"] is None:
+        assert time.monotonic() < deadline, "EmailSent not published"
+        time.sleep(0.5)
+    [row] = rows
+    headers = json.loads(row["headers"])
+    assert row["correlation_id"] and headers["x-correlation-id"] == row["correlation_id"]
+    assert headers["traceparent"]  # the SMTP send's span is its parent
 
 
 def test_the_same_registration_event_delivered_twice_sends_one_email(system, mailbox):

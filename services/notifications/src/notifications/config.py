@@ -24,3 +24,11 @@ class NotificationsSettings(ServiceSettings):
     message_id_domain: str = "espace.example"
     send_max_attempts: int = 8
     send_poll_seconds: float = 2.0
+    # Deliveries claimed, sent and stamped per transaction, and how many such batches are under
+    # way at once (each on its own SMTP session): the sink's round trips of one batch overlap
+    # the database work of another.
+    send_batch_size: int = 100
+    send_concurrency: int = 3
+    # A kept SMTP session idle longer than this is closed rather than reused (relays drop idle
+    # sessions; aiosmtpd after 300 s).
+    smtp_idle_seconds: float = 30.0

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.platform.asyncapi import declare_publishers
 from shared.platform.asyncapi import document as asyncapi_document
@@ -76,7 +77,13 @@ class ServiceRuntime:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
 
-    def consume(self, consumer: EventConsumer, *, after_commit: Callable[[], None] | None = None) -> None:
+    def consume(
+        self,
+        consumer: EventConsumer,
+        *,
+        after_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> None:
         self.consumers.append(
             ConsumerRunner(
                 consumer,
@@ -88,6 +95,7 @@ class ServiceRuntime:
                 batch_wait_ms=self.settings.consumer_batch_wait_ms,
                 fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
                 after_commit=after_commit,
+                before_commit=before_commit,
                 crash_after_transaction_file=self.settings.consumer_crash_after_transaction_file,
             )
         )

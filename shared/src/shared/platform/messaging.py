@@ -154,9 +154,11 @@ class ConsumerRunner:
         batch_wait_ms: int = 150,
         fetch_min_bytes: int = 16384,
         after_commit: Callable[[], None] | None = None,
+        before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
         crash_after_transaction_file: str | None = None,
     ) -> None:
         self.consumer = consumer
+        self.before_commit = before_commit
         self.broker = broker
         self.db = db
         self.max_attempts = max_attempts
@@ -287,6 +289,10 @@ class ConsumerRunner:
                         failed, failed_exc = index, exc
                         raise _Rollback() from exc
                     handled += 1
+                if handled and self.before_commit:
+                    # What the handlers left to write together (one statement for the batch); a
+                    # failure here is the commit's: no one event to blame.
+                    await self.before_commit(session)
         except _Rollback:
             records[failed].attempts += 1
             self._log_failure(records[failed], failed_exc)

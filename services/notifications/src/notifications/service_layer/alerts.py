@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from notifications.domain.alerts import account_alert_recipient, claim_alert_recipients, document_alert_recipient
 from notifications.service_layer import recipients
-from notifications.service_layer.emails import Notifications, _public_link, queue_email
+from notifications.service_layer.emails import Notifications, _public_link, delivery_row, queue_emails
 from shared.contracts.claims import ClaimSettled
 from shared.contracts.documents import DocumentIssued, MessageAnswered
 from shared.platform.messaging import HandlerContext
@@ -23,35 +23,40 @@ from shared.platform.messaging import HandlerContext
 log = logging.getLogger(__name__)
 
 _FIRST_TIME = text(
-    "INSERT INTO alerts_sent (kind, subject, member_id) VALUES (:kind, :subject, :member_id)"
+    "INSERT INTO alerts_sent (kind, subject, member_id)"
+    " SELECT :kind, :subject, m FROM unnest(CAST(:member_ids AS uuid[])) AS m"
     " ON CONFLICT DO NOTHING RETURNING member_id"
 )
 
 
-async def _first_time(ctx: HandlerContext, kind: str, subject: str, member_id: uuid.UUID) -> bool:
-    return (await ctx.session.execute(_FIRST_TIME, {"kind": kind, "subject": subject, "member_id": member_id})).first() is not None
+async def _first_time(ctx: HandlerContext, kind: str, subject: str, member_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `member_ids` not alerted yet of this thing, now recorded as alerted: one statement."""
+    if not member_ids:
+        return set()
+    result = await ctx.session.execute(_FIRST_TIME, {"kind": kind, "subject": subject, "member_ids": member_ids})
+    return {row[0] for row in result}
 
 
 async def _alert(notifications: Notifications, ctx: HandlerContext, kind: str, subject: str,
                  member_ids: list[uuid.UUID], rows, path: str) -> int:
-    queued = 0
-    for member_id in member_ids:
-        if not await _first_time(ctx, kind, subject, member_id):
-            continue
-        who = rows[member_id]
-        await queue_email(
+    fresh = await _first_time(ctx, kind, subject, member_ids)
+    deliveries = [
+        delivery_row(
             notifications,
             ctx,
             member_id=member_id,
             kind=kind,
-            recipient=who.email,
+            recipient=rows[member_id].email,
             per_member=True,
-            first_name=who.first_name or "",
-            last_name=who.last_name or "",
+            first_name=rows[member_id].first_name or "",
+            last_name=rows[member_id].last_name or "",
             link=_public_link(notifications, path),
         )
-        queued += 1
-    return queued
+        for member_id in member_ids
+        if member_id in fresh
+    ]
+    await queue_emails(ctx, deliveries)
+    return len(deliveries)
 
 
 async def on_claim_settled(notifications: Notifications, ctx: HandlerContext, event: ClaimSettled) -> None:

@@ -7,9 +7,10 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 
 from opentelemetry import trace
-from sqlalchemy import func
+from sqlalchemy import JSON, insert, text
 from sqlmodel import select
 
 from notifications.adapters.smtp import SmtpSender
@@ -24,7 +25,7 @@ from shared.platform.context import correlation_id_var
 from shared.platform.db import Database
 from shared.platform.messaging import HandlerContext
 from shared.platform.metrics import EMAILS_FAILED, EMAILS_RETRIED, EMAILS_SENT
-from shared.platform.outbox import record_event
+from shared.platform.outbox import Recorded, record_events
 from shared.platform.telemetry import extract_trace_context, inject_trace_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -44,28 +45,54 @@ class Notifications:
         return f"<{kind}.{source_event_id}{suffix}@{self.settings.message_id_domain}>"
 
 
-async def queue_email(notifications: Notifications, ctx: HandlerContext, *, member_id: uuid.UUID,
-                      kind: str, recipient: str, per_member: bool = False, **context) -> None:
+def delivery_row(notifications: Notifications, ctx: HandlerContext, *, member_id: uuid.UUID, kind: str, recipient: str,
+                 per_member: bool = False, **context) -> dict:
+    """The `deliveries` row of one e-mail, rendered, due now."""
     rendered = notifications.templates.render(kind, **context)
     now = datetime.now(UTC)
-    ctx.session.add(
-        Delivery(
-            id=uuid.uuid4(),
-            source_event_id=ctx.envelope.event_id,
-            member_id=member_id,
-            kind=kind,
-            recipient=recipient,
-            subject=rendered.subject,
-            message_id=notifications.message_id(ctx.envelope.event_id, kind, member_id if per_member else None),
-            body_text=rendered.text,
-            body_html=rendered.html,
-            next_attempt_at=now,
-            created_at=now,
-            correlation_id=ctx.envelope.correlation_id,
-            # The consumer span's context: the SMTP send, later, becomes its child.
-            trace_headers=inject_trace_headers({}),
-        )
-    )
+    return {
+        "id": uuid.uuid4(),
+        "source_event_id": ctx.envelope.event_id,
+        "member_id": member_id,
+        "kind": kind,
+        "recipient": recipient,
+        "subject": rendered.subject,
+        "message_id": notifications.message_id(ctx.envelope.event_id, kind, member_id if per_member else None),
+        "body_text": rendered.text,
+        "body_html": rendered.html,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "correlation_id": ctx.envelope.correlation_id,
+        # The consumer span's context: the SMTP send, later, becomes its child.
+        "trace_headers": inject_trace_headers({}),
+    }
+
+
+_DELIVERIES = Delivery.__table__
+_QUEUED = "notifications.queued_deliveries"  # key in the transaction's session.info
+
+
+async def queue_emails(ctx: HandlerContext, rows: list[dict]) -> None:
+    """Record e-mails to send in the event's transaction. Kept with the transaction's session
+    and written by `insert_queued` once its handlers have run: one INSERT for the e-mails of
+    a whole batch of events (one per event, with the ORM's bookkeeping per object, was most of
+    an alert's CPU). A rolled back transaction drops its session, and them with it."""
+    ctx.session.info.setdefault(_QUEUED, []).extend(rows)
+
+
+async def insert_queued(session) -> None:
+    """The consumer's `before_commit`: the e-mails its handlers queued, inside their transaction."""
+    rows = session.info.pop(_QUEUED, None)
+    if rows:
+        await session.execute(insert(_DELIVERIES), rows)
+
+
+async def queue_email(notifications: Notifications, ctx: HandlerContext, *, member_id: uuid.UUID,
+                      kind: str, recipient: str, per_member: bool = False, **context) -> None:
+    await queue_emails(ctx, [delivery_row(notifications, ctx, member_id=member_id, kind=kind, recipient=recipient,
+                                          per_member=per_member, **context)])
 
 
 def _public_link(notifications: Notifications, path: str) -> str:
@@ -176,101 +203,140 @@ async def on_email_changed(notifications: Notifications, ctx: HandlerContext, ev
     )
 
 
-_CLAIM_DUE = (
-    select(Delivery)
-    .where(Delivery.status == "pending", Delivery.next_attempt_at <= func.now())
-    .order_by(Delivery.next_attempt_at)
-    .with_for_update(skip_locked=True)
+# Only what a send needs, as plain rows (no ORM identity map or change tracking per e-mail).
+_CLAIM_DUE = text(
+    "SELECT id, member_id, kind, recipient, subject, message_id, body_text, body_html, attempts, correlation_id,"
+    " trace_headers FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
+    " ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+).columns(trace_headers=JSON)
+
+_STAMP_SENT = text(
+    "UPDATE deliveries SET status = 'sent', sent_at = :now, attempts = attempts + 1, last_error = NULL,"
+    " body_text = NULL, body_html = NULL WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
+
+# A failed try: counted, the error's type kept, due again later; or, at the last try, failed for
+# good (its body, which may hold a secret link, cleared).
+_STAMP_FAILED = text(
+    "UPDATE deliveries AS d SET attempts = d.attempts + 1, last_error = f.error,"
+    " status = CASE WHEN f.give_up THEN 'failed' ELSE 'pending' END,"
+    " next_attempt_at = coalesce(f.next_at, d.next_attempt_at),"
+    " body_text = CASE WHEN f.give_up THEN NULL ELSE d.body_text END,"
+    " body_html = CASE WHEN f.give_up THEN NULL ELSE d.body_html END"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]), CAST(:next_ats AS timestamptz[]),"
+    " CAST(:give_ups AS boolean[])) AS f(id, error, next_at, give_up)"
+    " WHERE d.id = f.id"
 )
 
 _tracer = tracer("notifications.smtp")
 
 
-async def send_due(notifications: Notifications, limit: int = 20) -> int:
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after the `attempts`-th failed try: 2 s, 4 s, 8 s… up to 5 minutes."""
+    return timedelta(seconds=min(2 ** attempts, 300))
+
+
+async def send_due(notifications: Notifications, limit: int | None = None) -> int:
     """Send due e-mails: up to `limit` rows claimed in one transaction that holds them while
-    they are sent over one SMTP connection, then stamped together.
+    they are sent over one SMTP session, then stamped together (one UPDATE for the sent ones,
+    one for the failed ones, one outbox INSERT for their EmailSent / EmailFailed events).
 
     Each row was recorded (with its stable Message-ID) before any send; a crash after the SMTP
     server took a message but before the commit sends it once more, with the same Message-ID:
-    at most one duplicate per message, visible as such.
+    at most one duplicate per message, visible as such. Several of these run at once
+    (`sender_loop`); SKIP LOCKED gives each its own rows.
     """
+    limit = limit or notifications.settings.send_batch_size
     async with notifications.db.transaction() as session:
-        deliveries = list((await session.exec(_CLAIM_DUE.limit(limit))).all())
+        deliveries = (await session.execute(_CLAIM_DUE, {"limit": limit})).all()
         if not deliveries:
             return 0
-        messages = [
-            notifications.smtp.build(
-                recipient=d.recipient, subject=d.subject, text=d.body_text or "", html=d.body_html or "",
-                message_id=d.message_id,
-            )
-            for d in deliveries
-        ]
-        spans = [
-            _tracer.start_span(
-                "smtp send",
-                context=extract_trace_context(d.trace_headers or {}),
-                kind=trace.SpanKind.CLIENT,
-                attributes={"email.kind": d.kind},
-            )
-            for d in deliveries
-        ]
-        results = await notifications.smtp.send_many(messages)
-        now = datetime.now(UTC)
-        for delivery, span, error in zip(deliveries, spans, results, strict=True):
-            token = correlation_id_var.set(delivery.correlation_id)
+        date = formatdate(localtime=False)
+        spans = []
+        results: list[Exception | None] = []
+        messages, composed = [], []
+        for index, d in enumerate(deliveries):
+            # The consumer span's context was kept with the row: the send becomes its child.
+            spans.append(_tracer.start_span("smtp send", context=extract_trace_context(d.trace_headers or {}),
+                                            kind=trace.SpanKind.CLIENT, attributes={"email.kind": d.kind}))
             try:
-                await _record_outcome(notifications, session, delivery, error, now)
-            finally:
-                correlation_id_var.reset(token)
-            if error is not None:
-                span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
-            span.end()
+                messages.append(notifications.smtp.compose(recipient=d.recipient, subject=d.subject, text=d.body_text or "",
+                                                           html=d.body_html or "", message_id=d.message_id, date=date))
+                composed.append(index)
+                results.append(None)
+            except ValueError as exc:  # this row only (a line break in a header): a failed try, not a stuck queue
+                results.append(exc)
+        for index, error in zip(composed, await notifications.smtp.send_many(messages), strict=True):
+            results[index] = error
+        now = datetime.now(UTC)
+        await _record_outcomes(notifications, session, deliveries, spans, results, now)
     return len(deliveries)
 
 
-async def _record_outcome(notifications: Notifications, session, delivery: Delivery, error: Exception | None,
-                          now: datetime) -> None:
-    delivery.attempts += 1
-    if error is not None:
-        delivery.last_error = type(error).__name__
-        log.warning("e-mail not sent", extra={"delivery_id": str(delivery.id), "kind": delivery.kind,
-                                              "attempt": delivery.attempts, "error_type": type(error).__name__})
-        if delivery.attempts >= notifications.settings.send_max_attempts:
-            EMAILS_FAILED.labels(delivery.kind).inc()
-            delivery.status = "failed"
-            delivery.body_text = delivery.body_html = None
-            await record_event(
-                session,
-                EmailFailed(delivery_id=delivery.id, member_id=delivery.member_id, kind=delivery.kind,
-                            attempts=delivery.attempts, error_type=type(error).__name__, failed_at=now),
-                key=str(delivery.member_id),
-                producer=notifications.settings.service_name,
-            )
-        else:
-            EMAILS_RETRIED.labels(delivery.kind).inc()
-            delivery.next_attempt_at = now + timedelta(seconds=min(2 ** delivery.attempts, 300))
-        session.add(delivery)
-        return
-    EMAILS_SENT.labels(delivery.kind).inc()
-    delivery.status = "sent"
-    delivery.sent_at = now
-    delivery.last_error = None
-    delivery.body_text = delivery.body_html = None
-    session.add(delivery)
-    await record_event(
-        session,
-        EmailSent(delivery_id=delivery.id, member_id=delivery.member_id, kind=delivery.kind, sent_at=now),
-        key=str(delivery.member_id),
-        producer=notifications.settings.service_name,
-    )
-    log.info("e-mail sent", extra={"delivery_id": str(delivery.id), "kind": delivery.kind})
+async def _record_outcomes(notifications: Notifications, session, deliveries, spans, results, now: datetime) -> None:
+    settings = notifications.settings
+    sent_ids: list[uuid.UUID] = []
+    failed = {"ids": [], "errors": [], "next_ats": [], "give_ups": []}
+    events: list[Recorded] = []
+    for d, span, error in zip(deliveries, spans, results, strict=True):
+        attempts = d.attempts + 1
+        context = trace.set_span_in_context(span)  # EmailSent/EmailFailed: children of the send
+        token = correlation_id_var.set(d.correlation_id)
+        try:
+            if error is None:
+                EMAILS_SENT.labels(d.kind).inc()
+                sent_ids.append(d.id)
+                events.append(Recorded(EmailSent(delivery_id=d.id, member_id=d.member_id, kind=d.kind, sent_at=now),
+                                       key=str(d.member_id), correlation_id=d.correlation_id, context=context))
+                log.info("e-mail sent", extra={"delivery_id": str(d.id), "kind": d.kind})
+                continue
+            error_type = type(error).__name__  # the type only: a relay's answer may quote the address
+            span.set_status(trace.Status(trace.StatusCode.ERROR, error_type))
+            log.warning("e-mail not sent", extra={"delivery_id": str(d.id), "kind": d.kind, "attempt": attempts,
+                                                  "error_type": error_type})
+            give_up = attempts >= settings.send_max_attempts
+            failed["ids"].append(d.id)
+            failed["errors"].append(error_type)
+            failed["give_ups"].append(give_up)
+            failed["next_ats"].append(None if give_up else now + retry_delay(attempts))
+            if give_up:
+                EMAILS_FAILED.labels(d.kind).inc()
+                events.append(Recorded(EmailFailed(delivery_id=d.id, member_id=d.member_id, kind=d.kind, attempts=attempts,
+                                                   error_type=error_type, failed_at=now),
+                                       key=str(d.member_id), correlation_id=d.correlation_id, context=context))
+            else:
+                EMAILS_RETRIED.labels(d.kind).inc()
+        finally:
+            correlation_id_var.reset(token)
+    if sent_ids:
+        await session.execute(_STAMP_SENT, {"now": now, "ids": sent_ids})
+    if failed["ids"]:
+        await session.execute(_STAMP_FAILED, failed)
+    await record_events(session, events, producer=settings.service_name)
+    for span in spans:
+        span.end()
 
 
 async def sender_loop(notifications: Notifications) -> None:
+    """Up to `send_concurrency` senders, each sending one batch at a time over its own SMTP
+    session: while one waits on the relay, another claims or stamps its batch. Only the first
+    answers the consumers' wake-ups; the others join while batches come back full (a backlog),
+    so a lone e-mail costs one claim query, not one per sender."""
+    settings = notifications.settings
+    backlog = asyncio.Event()
+    helpers = [_one_sender(notifications, backlog, wake=backlog, poll=None) for _ in range(max(1, settings.send_concurrency) - 1)]
+    await asyncio.gather(_one_sender(notifications, backlog, wake=notifications.wake_sender, poll=settings.send_poll_seconds),
+                         *helpers)
+
+
+async def _one_sender(notifications: Notifications, backlog: asyncio.Event, *, wake: asyncio.Event,
+                      poll: float | None) -> None:
+    """`poll`: also look every so many seconds (retries falling due); None: only when woken."""
+    limit = notifications.settings.send_batch_size
     backoff = 0.5
     while True:
         try:
-            sent = await send_due(notifications)
+            sent = await send_due(notifications, limit)
             backoff = 0.5
         except asyncio.CancelledError:
             raise
@@ -279,11 +345,15 @@ async def sender_loop(notifications: Notifications) -> None:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10)
             continue
+        if sent >= limit:
+            backlog.set()  # more is due: the other senders join in
+            continue
+        backlog.clear()
         if sent:
             continue
-        notifications.wake_sender.clear()
+        wake.clear()
         try:
-            await asyncio.wait_for(notifications.wake_sender.wait(), notifications.settings.send_poll_seconds)
+            await asyncio.wait_for(wake.wait(), poll)
         except TimeoutError:
             pass
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import Row, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import select
 
 from notifications.adapters.tables import Recipient
 from notifications.domain.alerts import Reachable
@@ -55,10 +55,18 @@ async def on_preferences_changed(
     await _upsert(ctx, event.member_id, paperless=event.paperless, reimbursement_alerts=event.reimbursement_alerts)
 
 
-async def known(session, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, Recipient]:
-    rows = (await session.exec(select(Recipient).where(Recipient.member_id.in_(member_ids)))).all()
+_KNOWN = text(
+    "SELECT member_id, email, first_name, last_name, activated, reimbursement_alerts FROM recipients"
+    " WHERE member_id = ANY(CAST(:member_ids AS uuid[]))"
+)
+
+
+async def known(session, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, Row]:
+    """What is known of these members, as plain rows (`Recipient`'s columns by name): read for
+    every alert, where an ORM entity per row cost more than the query."""
+    rows = (await session.execute(_KNOWN, {"member_ids": member_ids})).all()
     return {r.member_id: r for r in rows}
 
 
-def reachable(rows: dict[uuid.UUID, Recipient]) -> dict[uuid.UUID, Reachable]:
+def reachable(rows: dict[uuid.UUID, Row]) -> dict[uuid.UUID, Reachable]:
     return {k: Reachable(r.member_id, r.email, r.activated, r.reimbursement_alerts) for k, r in rows.items()}
