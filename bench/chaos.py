@@ -73,6 +73,9 @@ ENV = {
     # Every registration comes from 127.0.0.1: the per-IP limit would refuse the stream.
     "GATEWAY_RATE_LIMIT_PER_IP": "100000/60",
     "LOG_LEVEL": "WARNING",
+    # PostgreSQL is killed here: commits must be on disk before they are answered, as in
+    # production (the dev default answers first, and lost a registration already answered 202).
+    "PG_SYNCHRONOUS_COMMIT": "on",
 }
 BOOTSTRAP = ENV["KAFKA_BOOTSTRAP"]
 DB = f"postgresql://espace:espace@127.0.0.1:{PORTS['PG_PORT']}"
