@@ -187,7 +187,7 @@ def percentiles(name: str, values: list[float], unit: str = "ms", extra: str = "
             f"  n={len(values)}{extra}")
 class Sink:
     """The SMTP sink's folder, read as it fills: each message parsed once, with when the sink
-    stored it (the file name starts with the UTC arrival time, deploy/local/smtp_sink.py)."""
+    stored it (the file name starts with the UTC arrival time, deploy/local/smtpsink/main.go)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -26,7 +26,7 @@ component_pid() {
   case $1 in
     postgres) live_pid "$ESPACE_VAR/pg/data/postmaster.pid" postgres ;;
     kafka) live_pid "$ESPACE_RUN_DIR/kafka.pid" "$ESPACE_VAR/kafka/server.properties" ;;
-    smtp) live_pid "$ESPACE_RUN_DIR/smtp.pid" smtp_sink.py ;;
+    smtp) live_pid "$ESPACE_RUN_DIR/smtp.pid" smtpsink ;;
     *) live_pid "$ESPACE_RUN_DIR/$1.pid" uvicorn ;;
   esac
 }

@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# The local SMTP sink (smtp_sink.py): every message lands as an .eml file in $ESPACE_MAIL_DIR.
-#   deploy/local/smtp.sh start|stop|status   (status: 0 running, 3 stopped)
-# Needs aiosmtpd in $PYTHON's environment (the project's dev dependencies).
+# The local SMTP sink (deploy/local/smtpsink/main.go, Go standard library only): every message
+# lands as an .eml file in $ESPACE_MAIL_DIR. Built once into ~/.cache/espace (outside the clone;
+# a few seconds of `go build`, no download).
+#   deploy/local/smtp.sh start|stop|status|build   (status: 0 running, 3 stopped; build: the binary's path)
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SINK="$ESPACE_ROOT/deploy/local/smtp_sink.py"
+SRC="$ESPACE_ROOT/deploy/local/smtpsink"
+BIN="${ESPACE_CACHE:-$HOME/.cache/espace}/smtpsink/$(cat "$SRC/go.mod" "$SRC/main.go" | sha256sum | cut -c1-12)/smtpsink"
 PIDFILE="$ESPACE_RUN_DIR/smtp.pid"
 LOG="$ESPACE_LOG_DIR/smtp.log"
 
+build() {
+  if [[ ! -x "$BIN" ]]; then
+    command -v go >/dev/null || die "no Go toolchain on PATH (the machine's go, as for deploy/local/s3server.sh)"
+    mkdir -p "$(dirname "$BIN")"
+    (cd "$SRC" && GOFLAGS=-mod=readonly go build -trimpath -o "$BIN.tmp" . && mv "$BIN.tmp" "$BIN")
+  fi
+}
+
 start() {
   local pid
-  if pid=$(live_pid "$PIDFILE" smtp_sink.py); then
+  if pid=$(live_pid "$PIDFILE" smtpsink); then
     say "already running (pid $pid)"
     return 0
   fi
   rm -f "$PIDFILE"
   port_open "$SMTP_PORT" && die "port $SMTP_PORT is already taken by another process (set SMTP_PORT)"
-  [[ -x $PYTHON ]] || die "no Python at $PYTHON (create the project's venv, or set PYTHON)"
-  "$PYTHON" -c 'import aiosmtpd' 2>/dev/null || die "aiosmtpd is missing from $PYTHON's environment"
+  build
   mkdir -p "$ESPACE_RUN_DIR" "$ESPACE_LOG_DIR" "$ESPACE_MAIL_DIR"
-  pid=$(spawn "$LOG" "$PYTHON" -u "$SINK" --host 127.0.0.1 --port "$SMTP_PORT" --maildir "$ESPACE_MAIL_DIR")
+  pid=$(spawn "$LOG" "$BIN" -addr "127.0.0.1:$SMTP_PORT" -maildir "$ESPACE_MAIL_DIR")
   echo "$pid" >"$PIDFILE"
   local i
   for ((i = 0; i < 150; i++)); do
@@ -44,7 +53,7 @@ start() {
 
 stop() {
   local pid
-  if pid=$(live_pid "$PIDFILE" smtp_sink.py); then
+  if pid=$(live_pid "$PIDFILE" smtpsink); then
     terminate "$pid" 10 smtp
     say "stopped (pid $pid)"
   fi
@@ -53,7 +62,7 @@ stop() {
 
 status() {
   local pid
-  if pid=$(live_pid "$PIDFILE" smtp_sink.py); then
+  if pid=$(live_pid "$PIDFILE" smtpsink); then
     echo "smtp: running (pid $pid) on 127.0.0.1:$SMTP_PORT, mail in $ESPACE_MAIL_DIR"
   else
     echo "smtp: stopped"
@@ -65,5 +74,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: ${0##*/} start|stop|status" >&2; exit 2 ;;
+  build) build && echo "$BIN" ;;
+  *) echo "usage: ${0##*/} start|stop|status|build" >&2; exit 2 ;;
 esac

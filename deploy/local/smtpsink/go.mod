@@ -1,0 +1,3 @@
+module espace/smtpsink
+
+go 1.26
