@@ -129,6 +129,7 @@ clean: stop
 import-reimbursements:
 	@test -n "$(FILE)" || { echo "usage: make import-reimbursements FILE=noemie.csv"; exit 2; }
 	@source $(LOCAL)/env.sh && CLAIMS_DATABASE_URL="$${CLAIMS_DATABASE_URL:-postgresql+asyncpg://espace:espace@127.0.0.1:$$PG_PORT/claims}" \
+		CLAIMS_KAFKA_BOOTSTRAP="$${CLAIMS_KAFKA_BOOTSTRAP:-127.0.0.1:$$KAFKA_PORT}" \
 		$(PY) -m claims.entrypoints.cli import-reimbursements "$(FILE)"
 
 # A realistic feed for the demo members (var/demo-reimbursements.csv), then imported.

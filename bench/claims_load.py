@@ -159,7 +159,7 @@ async def feed_and_alerts(system: System, feed: Path, rows: int, with_account: s
                 seen.setdefault((match[1], match[2]), []).append(arrived)
 
     cpu_before, busy_before = cpu_seconds_by_process(system), cpu_busy_seconds()
-    env = {**os.environ, "CLAIMS_DATABASE_URL": system.db_url("claims")}
+    env = {**os.environ, "CLAIMS_DATABASE_URL": system.db_url("claims"), "CLAIMS_KAFKA_BOOTSTRAP": system.kafka_bootstrap}
     started_wall = time.time()
     wall, import_cpu, done = run_timed([sys.executable, "-m", "claims.entrypoints.cli", "import-reimbursements", str(feed)], env)
     print(line("import-reimbursements", done.stdout.strip()))

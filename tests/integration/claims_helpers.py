@@ -140,7 +140,7 @@ def write_noemie(path: Path, rows: list[dict]) -> Path:
 
 
 def import_noemie(system: System, path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLAIMS_DATABASE_URL": system.db_url("claims")}
+    env = {**os.environ, "CLAIMS_DATABASE_URL": system.db_url("claims"), "CLAIMS_KAFKA_BOOTSTRAP": system.kafka_bootstrap}
     return subprocess.run([sys.executable, "-m", "claims.entrypoints.cli", "import-reimbursements", str(path)],
                           env=env, cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
 

@@ -131,3 +131,62 @@ def test_a_crash_between_transaction_and_offset_commit_redelivers_and_the_inbox_
             await conn.close()
 
     assert asyncio.run(deliveries()) == 1
+
+
+def test_a_bulk_import_waits_for_a_consumer_group_behind_and_not_for_one_that_is_stuck(system: System) -> None:
+    """shared.platform.backpressure on the real broker: a group 30 records behind holds a producer
+    paced at 10 until it commits; a group that never moves is waited for `stall_seconds`, then not."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.structs import OffsetAndMetadata
+
+    from claims.config import ClaimsSettings
+    from shared.platform.backpressure import ConsumerPacing
+
+    topic = f"pacing-{uuid.uuid4().hex[:8]}"
+    settings = ClaimsSettings(kafka_bootstrap=system.kafka_bootstrap)
+    tp = TopicPartition(topic, 0)
+
+    async def commit(group: str, offset: int) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=system.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.commit({tp: OffsetAndMetadata(offset, "")})
+        finally:
+            await consumer.stop()
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap)
+        await producer.start()
+        try:
+            for i in range(30):
+                await producer.send_and_wait(topic, b"x", key=str(i).encode())
+        finally:
+            await producer.stop()
+        await commit("pacing-behind", 0)
+
+        async with ConsumerPacing(settings, topic, max_lag=10, stall_seconds=60) as pacing:
+            assert await pacing.lags() == {"pacing-behind": 30}
+            waiting = asyncio.create_task(pacing.wait_for_room())
+            await asyncio.sleep(1.5)
+            assert not waiting.done(), "the producer went on while the group was 30 behind"
+            await commit("pacing-behind", 25)
+            await asyncio.wait_for(waiting, 10)  # 5 behind: room
+
+        await commit("pacing-stuck", 0)
+        async with ConsumerPacing(settings, topic, max_lag=10, stall_seconds=1.5) as pacing:
+            started = time.monotonic()
+            await asyncio.wait_for(pacing.wait_for_room(), 20)
+            assert time.monotonic() - started >= 1.5  # waited for it, then gave up on it
+            started = time.monotonic()
+            await pacing.wait_for_room()
+            assert time.monotonic() - started < 1.0  # and no longer waits for it
+
+    asyncio.run(run())

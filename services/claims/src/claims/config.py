@@ -17,3 +17,8 @@ class ClaimsSettings(ServiceSettings):
     directory_name_cache_words: int = 4096
     # The hot read paths' asyncpg pool (adapters.pg.ReadPool).
     read_pool_size: int = 8
+    # The NOEMIE import holds its next batch while claims' outbox holds more unpublished events
+    # than this, or one consumer group of claims' topic is further behind (shared.platform.
+    # backpressure): each claim's events are then handled, and its e-mail sent, within seconds of
+    # its settlement, not after the whole file. 0: unpaced.
+    import_max_lag: int = 600

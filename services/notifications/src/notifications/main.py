@@ -8,7 +8,7 @@ from notifications.adapters.templates import Templates
 from notifications.config import NotificationsSettings
 from notifications.entrypoints import http
 from notifications.entrypoints.consumers import build_consumer
-from notifications.service_layer.emails import Notifications, insert_queued, sender_loop
+from notifications.service_layer.emails import Notifications, insert_queued, room_to_queue, sender_loop
 from shared.platform.app import ServiceRuntime
 from shared.platform.metrics import EMAILS_FAILED, EMAILS_RETRIED, EMAILS_SENT
 
@@ -17,7 +17,8 @@ def create_app():
     settings = NotificationsSettings()
     runtime = ServiceRuntime(settings, migrations=files("notifications") / "migrations")
     notifications = Notifications(settings=settings, db=runtime.db, templates=Templates(), smtp=SmtpSender(settings))
-    runtime.consume(build_consumer(notifications), before_commit=insert_queued, after_commit=notifications.wake_sender.set)
+    runtime.consume(build_consumer(notifications), before_commit=insert_queued, after_commit=notifications.wake_sender.set,
+                    before_batch=lambda: room_to_queue(notifications))
     # Every kind's e-mail series exist (at 0) before the first send, failure or retry.
     for template in (files("notifications") / "templates").iterdir():
         if template.name.endswith(".subject.txt"):

@@ -83,6 +83,7 @@ class ServiceRuntime:
         *,
         after_commit: Callable[[], None] | None = None,
         before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+        before_batch: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.consumers.append(
             ConsumerRunner(
@@ -96,6 +97,7 @@ class ServiceRuntime:
                 fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
                 after_commit=after_commit,
                 before_commit=before_commit,
+                before_batch=before_batch,
                 crash_after_transaction_file=self.settings.consumer_crash_after_transaction_file,
             )
         )

@@ -155,10 +155,15 @@ class ConsumerRunner:
         fetch_min_bytes: int = 16384,
         after_commit: Callable[[], None] | None = None,
         before_commit: Callable[[AsyncSession], Awaitable[None]] | None = None,
+        before_batch: Callable[[], Awaitable[None]] | None = None,
         crash_after_transaction_file: str | None = None,
     ) -> None:
         self.consumer = consumer
         self.before_commit = before_commit
+        # Flow control: awaited before each batch is handled, so a consumer whose effects queue
+        # up (notifications' e-mails) can hold the next batch until its queue has room. The
+        # broker keeps the rest: the lag grows, which is what producers upstream can see.
+        self.before_batch = before_batch
         self.broker = broker
         self.db = db
         self.max_attempts = max_attempts
@@ -187,6 +192,8 @@ class ConsumerRunner:
         )
         async def on_batch(msg: KafkaMessage) -> None:
             self.kafka_consumer = msg.consumer
+            if self.before_batch is not None:
+                await self.before_batch()
             records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
             await self.handle_batch(
                 [

@@ -19,6 +19,8 @@ from pathlib import Path
 from claims.config import ClaimsSettings
 from claims.domain.plans import PlanCatalog, PlanFileError
 from claims.service_layer import noemie
+from shared.contracts import topics
+from shared.platform.backpressure import ConsumerPacing
 from shared.platform.db import PLATFORM_MIGRATIONS, Database, apply_migrations
 
 
@@ -29,7 +31,19 @@ async def _import(path: Path) -> noemie.ImportReport:
     try:
         await apply_migrations(db.url, ("platform", PLATFORM_MIGRATIONS), ("claims", files("claims") / "migrations"))
         # The running service's outbox relay publishes the events (woken by NOTIFY).
-        return await noemie.import_file(db, catalog, path)
+        async with ConsumerPacing(settings, topics.CLAIMS_CLAIMS, max_lag=settings.import_max_lag) as consumers:
+            paced = 0.0
+
+            async def pace() -> None:
+                nonlocal paced
+                started = time.monotonic()
+                await noemie.outbox_room(db, settings.import_max_lag)
+                await consumers.wait_for_room()
+                paced += time.monotonic() - started
+
+            report = await noemie.import_file(db, catalog, path, pace=pace if settings.import_max_lag > 0 else None)
+            report.paced_s = paced
+            return report
     finally:
         await db.dispose()
 

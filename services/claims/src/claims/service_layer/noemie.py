@@ -8,10 +8,12 @@ one transaction, with COPY for the rows."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import re
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -58,6 +60,7 @@ class ImportReport:
     claims_settled: int = 0
     claims_rejected: int = 0
     problems: list[str] = field(default_factory=list)
+    paced_s: float = 0.0  # time held between batches for the events' consumers (import_file's pace)
 
     def malformed_row(self, line: int, reason: str) -> None:
         self.malformed += 1
@@ -68,6 +71,7 @@ class ImportReport:
             f"settled: {self.settled}, rejected: {self.rejected}, duplicates: {self.duplicates},"
             f" malformed: {self.malformed} (lines); claims settled: {self.claims_settled},"
             f" claims rejected: {self.claims_rejected}"
+            + (f"; paced on its consumers {self.paced_s:.1f} s" if self.paced_s >= 0.1 else "")
         )
 
 
@@ -154,7 +158,12 @@ def by_decompte(rows: Iterable[NoemieRow]) -> dict[str, list[NoemieRow]]:
     return groups
 
 
-async def import_file(db: Database, catalog: PlanCatalog, path: Path, *, batch_size: int = 500) -> ImportReport:
+async def import_file(db: Database, catalog: PlanCatalog, path: Path, *, batch_size: int = 100,
+                      pace: Callable[[], Awaitable[None]] | None = None) -> ImportReport:
+    """Batches of `batch_size` décomptes (~250 lines), each settled in its own transaction: a
+    claim's settlement time is its batch's, so a small batch is a short wait before its events
+    can be published. `pace`, awaited after each batch, holds the next one while the events
+    already recorded wait to be handled."""
     report = ImportReport()
     groups = by_decompte(read_rows(path, report))
     ids = list(groups)
@@ -164,7 +173,28 @@ async def import_file(db: Database, catalog: PlanCatalog, path: Path, *, batch_s
             conn = await pg.connection(session)
             await conn.execute("SELECT pg_advisory_xact_lock($1)", IMPORT_LOCK)
             await _import_batch(conn, catalog, batch, report)
+        if pace is not None and start + batch_size < len(ids):
+            await pace()
     return report
+
+
+async def outbox_room(db: Database, limit: int, stall_seconds: float = 30.0) -> None:
+    """Returns once claims' outbox holds fewer than `limit` unpublished events (the running
+    service's relay publishes them), or when that count has not fallen for `stall_seconds`
+    (the service is down: the import need not wait for it)."""
+    best, since = None, time.monotonic()
+    while True:
+        async with db.transaction() as session:
+            conn = await pg.connection(session)
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT $1) AS p", limit)
+        if pending < limit:
+            return
+        if best is None or pending < best:
+            best, since = pending, time.monotonic()
+        elif time.monotonic() - since > stall_seconds:
+            return
+        await asyncio.sleep(0.1)
 
 
 async def _import_batch(conn, catalog: PlanCatalog, batch: dict[str, list[NoemieRow]], report: ImportReport) -> None:

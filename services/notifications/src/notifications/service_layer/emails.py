@@ -38,6 +38,7 @@ class Notifications:
     templates: Templates
     smtp: SmtpSender
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
+    batch_sent: asyncio.Event = field(default_factory=asyncio.Event)  # room in the queue (room_to_queue)
 
     def message_id(self, source_event_id: uuid.UUID, kind: str, member_id: uuid.UUID | None = None) -> str:
         """Stable across retries; with `member_id` when one event mails several members."""
@@ -228,6 +229,11 @@ _STAMP_FAILED = text(
     " WHERE d.id = f.id"
 )
 
+_DUE_COUNT = text(
+    "SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
+    " LIMIT :cap) AS due"
+)
+
 _tracer = tracer("notifications.smtp")
 
 
@@ -317,6 +323,26 @@ async def _record_outcomes(notifications: Notifications, session, deliveries, sp
         span.end()
 
 
+async def room_to_queue(notifications: Notifications) -> None:
+    """The consumer's `before_batch`: returns once fewer than `send_queue_limit` e-mails are due
+    and unsent (or after `send_queue_max_hold_seconds`, so the group's session never times out:
+    the queue is a target, not a guarantee). Woken by each sent batch, with a short poll."""
+    settings = notifications.settings
+    if settings.send_queue_limit <= 0:
+        return
+    deadline = asyncio.get_running_loop().time() + settings.send_queue_max_hold_seconds
+    while True:
+        async with notifications.db.transaction() as session:
+            due = (await session.execute(_DUE_COUNT, {"cap": settings.send_queue_limit})).scalar_one()
+        if due < settings.send_queue_limit or asyncio.get_running_loop().time() >= deadline:
+            return
+        notifications.batch_sent.clear()
+        try:
+            await asyncio.wait_for(notifications.batch_sent.wait(), 0.2)
+        except TimeoutError:
+            pass
+
+
 async def sender_loop(notifications: Notifications) -> None:
     """Up to `send_concurrency` senders, each sending one batch at a time over its own SMTP
     session: while one waits on the relay, another claims or stamps its batch. Only the first
@@ -338,6 +364,8 @@ async def _one_sender(notifications: Notifications, backlog: asyncio.Event, *, w
         try:
             sent = await send_due(notifications, limit)
             backoff = 0.5
+            if sent:
+                notifications.batch_sent.set()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
