@@ -21,4 +21,4 @@ class ClaimsSettings(ServiceSettings):
     # than this, or one consumer group of claims' topic is further behind (shared.platform.
     # backpressure): each claim's events are then handled, and its e-mail sent, within seconds of
     # its settlement, not after the whole file. 0: unpaced.
-    import_max_lag: int = 600
+    import_max_lag: int = 200

@@ -33,7 +33,7 @@ class NotificationsSettings(ServiceSettings):
     # limit), for at most send_queue_max_hold_seconds: a burst (a reimbursement feed) then waits
     # in the broker, where producers can see it, rather than as a queue here that only grows, and
     # each e-mail leaves soon after it is queued.
-    send_queue_limit: int = 400
+    send_queue_limit: int = 200
     send_queue_max_hold_seconds: float = 60.0
     # A kept SMTP session idle longer than this is closed rather than reused (relays drop idle
     # sessions; aiosmtpd after 300 s).

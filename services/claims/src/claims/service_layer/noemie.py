@@ -158,9 +158,9 @@ def by_decompte(rows: Iterable[NoemieRow]) -> dict[str, list[NoemieRow]]:
     return groups
 
 
-async def import_file(db: Database, catalog: PlanCatalog, path: Path, *, batch_size: int = 100,
+async def import_file(db: Database, catalog: PlanCatalog, path: Path, *, batch_size: int = 50,
                       pace: Callable[[], Awaitable[None]] | None = None) -> ImportReport:
-    """Batches of `batch_size` décomptes (~250 lines), each settled in its own transaction: a
+    """Batches of `batch_size` décomptes (~125 lines), each settled in its own transaction: a
     claim's settlement time is its batch's, so a small batch is a short wait before its events
     can be published. `pace`, awaited after each batch, holds the next one while the events
     already recorded wait to be handled."""
