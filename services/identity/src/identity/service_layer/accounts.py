@@ -20,7 +20,7 @@ from identity.domain.tokens import link_refusal, new_link_token, token_hash
 from identity.service_layer import links, throttle
 from identity.service_layer.errors import activation_problem
 from shared.contracts.identity import AccountActivated, AccountAlreadyExists, ActivationLinkIssued, MemberRegistered
-from shared.platform.db import Database
+from shared.platform.db import Database, DirectPool
 from shared.platform.outbox import record_event
 from shared.platform.problems import ProblemError
 
@@ -33,6 +33,7 @@ class Identity:
 
     settings: IdentitySettings
     db: Database
+    direct: DirectPool
     hasher: AsyncPasswordHasher
     keys: KeyRing
 
@@ -212,13 +213,28 @@ async def activate(identity: Identity, token: str) -> None:
         )
 
 
-async def account_view(identity: Identity, account_id: uuid.UUID) -> tuple[Account, Member]:
-    async with identity.db.transaction() as session:
-        row = (
-            await session.exec(
-                select(Account, Member).join(Member, Member.id == Account.member_id).where(Account.id == account_id)
-            )
-        ).first()
+@dataclass(frozen=True)
+class AccountView:
+    account_id: uuid.UUID
+    member_id: uuid.UUID
+    membership_number: str
+    contract_number: str
+    last_name: str
+    first_name: str
+    email: str
+    paperless: bool
+    activated_at: datetime | None
+
+
+# Every member page asks for it (GET /me): one prepared statement, no ORM session around it.
+_ACCOUNT_VIEW = (
+    "SELECT a.id, m.id, m.membership_number, m.contract_number, m.last_name, m.first_name, a.email, a.paperless,"
+    " a.activated_at FROM accounts a JOIN members m ON m.id = a.member_id WHERE a.id = $1"
+)
+
+
+async def account_view(identity: Identity, account_id: uuid.UUID) -> AccountView:
+    row = await identity.direct.pool.fetchrow(_ACCOUNT_VIEW, account_id)
     if row is None:
         raise ProblemError(404, "account_not_found", "Compte introuvable")
-    return row
+    return AccountView(*row)
