@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import unicodedata
 import uuid
@@ -178,7 +177,7 @@ class Me(BaseModel):
 
 @router.get("/me", summary="My account", responses=problem_responses(401, 404))
 async def me(member: CurrentMember, identity: IdentityDep) -> Me:
-    return Me(**dataclasses.asdict(await accounts.account_view(identity, member.account_id)))
+    return Me(**await accounts.account_view(identity, member.account_id))
 
 
 @router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
