@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import asyncpg
 import jwt
 import pytest
+from argon2 import PasswordHasher, Type
 
 from tests.integration.conftest import PASSWORD
 from tests.integration.test_account_creation import register_and_activate
@@ -52,11 +53,13 @@ def bearer(body: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['access_token']}"}
 
 
-def run_sql(system, sql: str, *args) -> str:
-    async def go() -> str:
+def run_sql(system, sql: str, *args, method: str = "execute"):
+    """`method`: the asyncpg Connection method (execute answers the status, fetchval a value)."""
+
+    async def go():
         conn = await asyncpg.connect(system.db_url("identity").replace("+asyncpg", ""))
         try:
-            return await conn.execute(sql, *args)
+            return await getattr(conn, method)(sql, *args)
         finally:
             await conn.close()
 
@@ -122,7 +125,7 @@ def member(gateway, mailbox, registry):
 # -- sessions -----------------------------------------------------------------------------------
 
 
-def test_log_in_answers_a_short_access_token_naming_its_session_and_a_refresh_token(gateway, member):
+def test_log_in_answers_a_short_access_token_naming_its_session_and_a_refresh_token(system, gateway, member):
     body = open_session(gateway, member.membership_number)
     assert body["token_type"] == "Bearer" and 0 < body["expires_in"] <= 900
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
@@ -131,6 +134,22 @@ def test_log_in_answers_a_short_access_token_naming_its_session_and_a_refresh_to
     assert 29 * 86400 < body["refresh_expires_in"] <= 30 * 86400
     assert body["terms_acceptance_required"] is False and body["terms_version"]
     assert gateway.get("/api/v1/identity/me", headers=bearer(body)).status_code == 200
+
+    # A hash made with older (weaker) parameters is replaced at the next log-in.
+    stored = "SELECT a.password_hash FROM accounts a JOIN members m ON m.id = a.member_id WHERE m.membership_number = $1"
+    current = run_sql(system, stored, member.membership_number, method="fetchval")
+    older = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1, type=Type.ID).hash(PASSWORD)
+    run_sql(
+        system,
+        "UPDATE accounts SET password_hash = $2 FROM members"
+        " WHERE accounts.member_id = members.id AND members.membership_number = $1",
+        member.membership_number,
+        older,
+    )
+    open_session(gateway, member.membership_number)
+    rehashed = run_sql(system, stored, member.membership_number, method="fetchval")
+    assert rehashed != older and rehashed.rsplit("$", 2)[0] == current.rsplit("$", 2)[0]  # same parameters
+    open_session(gateway, member.membership_number)
 
 
 def test_a_refresh_rotates_the_token_and_a_replayed_one_ends_the_whole_session(gateway, member):

@@ -15,7 +15,7 @@ class ClaimsSettings(ServiceSettings):
     # Words whose similar directory names each process remembers (service_layer.providers_search.
     # NameMatches: ~4 KB a word); 0: none, every name search asks PostgreSQL's trigram index.
     directory_name_cache_words: int = 4096
-    # The hot read paths' asyncpg pool (adapters.pg.ReadPool).
+    # The hot read paths' asyncpg pool (shared.platform.db.DirectPool).
     read_pool_size: int = 8
     # The NOEMIE import holds its next batch while claims' outbox holds more unpublished events
     # than this, or one consumer group of claims' topic is further behind (shared.platform.

@@ -2,13 +2,13 @@
 
 from importlib.resources import files
 
-from claims.adapters.pg import ReadPool
 from claims.config import ClaimsSettings
 from claims.domain.plans import PlanCatalog
 from claims.entrypoints import http, http_backoffice, http_providers
 from claims.entrypoints.consumers import build_consumer
 from claims.service_layer.providers_search import NameMatches
 from shared.platform.app import ServiceRuntime
+from shared.platform.db import DirectPool
 
 
 def create_app():
@@ -16,7 +16,7 @@ def create_app():
     catalog = PlanCatalog.load()  # a bad plan file stops the start, with its line and reason
     runtime = ServiceRuntime(settings, migrations=files("claims") / "migrations")
     runtime.consume(build_consumer())
-    reads = ReadPool(settings.database_url.get_secret_value(), settings.read_pool_size)
+    reads = DirectPool(settings.database_url.get_secret_value(), settings.read_pool_size)
     runtime.on_startup(reads.open)
     runtime.on_shutdown(reads.close)
     app = runtime.create_app(

@@ -14,6 +14,8 @@ class IdentitySettings(ServiceSettings):
     service_name: str = "identity"
     port: int = 8001
     database_url: SecretStr = SecretStr("postgresql+asyncpg://espace:espace@127.0.0.1:55432/identity")
+    # The asyncpg pool of the hot paths (log-in, refresh, GET /me): shared.platform.db.DirectPool.
+    direct_pool_size: int = 8
     # Where the member's browser opens the activation link (the web front end).
     public_base_url: str = "http://127.0.0.1:8000"
     activation_ttl_hours: int = 24

@@ -10,6 +10,7 @@ from identity.entrypoints import http, http_agents, http_profile, http_sessions
 from identity.service_layer import sessions
 from identity.service_layer.accounts import Identity
 from shared.platform.app import ServiceRuntime
+from shared.platform.db import DirectPool
 
 
 def create_app():
@@ -17,7 +18,10 @@ def create_app():
     keys = KeyRing.load(settings.jwt_private_key_files)
     runtime = ServiceRuntime(settings, migrations=files("identity") / "migrations", key_source=keys)
     hasher = AsyncPasswordHasher(workers=settings.password_hash_workers)
-    identity = Identity(settings=settings, db=runtime.db, hasher=hasher, keys=keys)
+    direct = DirectPool(settings.database_url.get_secret_value(), settings.direct_pool_size)
+    runtime.on_startup(direct.open)
+    runtime.on_shutdown(direct.close)
+    identity = Identity(settings=settings, db=runtime.db, direct=direct, hasher=hasher, keys=keys)
 
     @runtime.on_shutdown
     async def _close_hasher() -> None:

@@ -1,4 +1,5 @@
-"""Async database access (SQLModel over asyncpg) and the migrations applied at start."""
+"""Async database access (SQLModel over asyncpg; asyncpg alone on hot paths) and the migrations
+applied at start."""
 
 from __future__ import annotations
 
@@ -26,6 +27,46 @@ def sqlalchemy_url(url: str) -> str:
     if url.startswith("postgresql://"):
         return url.replace("postgresql://", "postgresql+asyncpg://", 1)
     return url
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a released connection needs beyond asyncpg's own ROLLBACK of a transaction left open
+    (a cancelled request): nothing, since the statements run on a DirectPool leave the session as
+    they found it (settings are SET LOCAL, no LISTEN, no advisory lock, no cursor outside a
+    transaction). asyncpg's default reset (`RESET ALL; CLOSE ALL; UNLISTEN *;
+    pg_advisory_unlock_all()`) was one more round trip per request, and PostgreSQL work, for nothing."""
+
+
+class DirectPool:
+    """A hot path's own asyncpg pool (claims' directory searches and a member's lines, identity's
+    log-in and account view): statements prepared once per connection, without an ORM session and
+    its BEGIN, ROLLBACK and liveness ping around each request, nor a session reset after it
+    (`_keep_session`: only for statements that leave the session as they found it)."""
+
+    def __init__(self, url: str, size: int = 8) -> None:
+        self.dsn, self.size = asyncpg_dsn(url), size
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size, reset=_keep_session)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One unit of work on one connection: everything inside commits together or not at all."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under an ORM session's transaction: raw statements on it commit
+    with the rest."""
+    sa_connection = await session.connection()
+    raw = await sa_connection.get_raw_connection()
+    return raw.driver_connection  # type: ignore[return-value]
 
 
 class Database:

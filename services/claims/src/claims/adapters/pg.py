@@ -11,46 +11,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.contracts.envelope import Envelope, Event
 from shared.platform.context import CORRELATION_HEADER, current_correlation_id
-from shared.platform.db import asyncpg_dsn
+from shared.platform.db import driver_connection as connection  # noqa: F401  (the use cases' pg.connection)
 from shared.platform.telemetry import inject_trace_headers
 
 PRODUCER = "claims"
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """What a released read connection needs beyond asyncpg's own ROLLBACK of a transaction
-    left open (a cancelled request): nothing, since nothing on the read paths changes session
-    state (settings are SET LOCAL, no LISTEN, no advisory lock, no cursor outside a transaction).
-    asyncpg's default reset (`RESET ALL; CLOSE ALL; UNLISTEN *; pg_advisory_unlock_all()`) was
-    one more round trip per request, and PostgreSQL work, for nothing."""
-
-
-class ReadPool:
-    """The hot read paths' own asyncpg pool (the directory's searches, a member's lines): read-only
-    statements, prepared once per connection, without an ORM session and its BEGIN, ROLLBACK
-    and liveness ping around each request, nor a session reset after it (`_keep_session`: only
-    for statements that leave the session as they found it)."""
-
-    def __init__(self, url: str, size: int = 8) -> None:
-        self.dsn, self.size = asyncpg_dsn(url), size
-        self.pool: asyncpg.Pool | None = None
-
-    async def open(self) -> None:
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size, reset=_keep_session)
-
-    async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-
-
-async def connection(session: AsyncSession) -> asyncpg.Connection:
-    sa_connection = await session.connection()
-    raw = await sa_connection.get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
 
 
 async def copy(conn: asyncpg.Connection, table: str, columns: Sequence[str], records: list[tuple]) -> None:

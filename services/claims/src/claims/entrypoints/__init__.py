@@ -11,7 +11,7 @@ from claims.service_layer.providers_search import NameMatches
 
 
 async def read_pool(request: Request) -> asyncpg.Pool:
-    """The hot read paths' asyncpg pool (adapters.pg.ReadPool, opened with the app)."""
+    """The hot read paths' asyncpg pool (shared.platform.db.DirectPool, opened with the app)."""
     return request.app.state.reads.pool
 
 

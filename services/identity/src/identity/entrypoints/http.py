@@ -177,18 +177,7 @@ class Me(BaseModel):
 
 @router.get("/me", summary="My account", responses=problem_responses(401, 404))
 async def me(member: CurrentMember, identity: IdentityDep) -> Me:
-    account, registry = await accounts.account_view(identity, member.account_id)
-    return Me(
-        account_id=account.id,
-        member_id=registry.id,
-        membership_number=registry.membership_number,
-        contract_number=registry.contract_number,
-        last_name=registry.last_name,
-        first_name=registry.first_name,
-        email=account.email,
-        paperless=account.paperless,
-        activated_at=account.activated_at,
-    )
+    return Me(**await accounts.account_view(identity, member.account_id))
 
 
 @router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")

@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -19,9 +20,11 @@ from identity.domain.registration import RegistrationForm, RegistryEntry, form_e
 from identity.domain.tokens import link_refusal, new_link_token, token_hash
 from identity.service_layer import links, throttle
 from identity.service_layer.errors import activation_problem
+from shared.contracts.envelope import Event
 from shared.contracts.identity import AccountActivated, AccountAlreadyExists, ActivationLinkIssued, MemberRegistered
-from shared.platform.db import Database
-from shared.platform.outbox import record_event
+from shared.platform.context import current_correlation_id
+from shared.platform.db import Database, DirectPool
+from shared.platform.outbox import Recorded, record_event, record_events
 from shared.platform.problems import ProblemError
 
 log = logging.getLogger(__name__)
@@ -33,11 +36,21 @@ class Identity:
 
     settings: IdentitySettings
     db: Database
+    direct: DirectPool
     hasher: AsyncPasswordHasher
     keys: KeyRing
 
     def record(self, session, event, member_id: uuid.UUID):
         return record_event(session, event, key=str(member_id), producer=self.settings.service_name)
+
+    def record_all(self, session, events: list[Event], member_id: uuid.UUID):
+        """`record` for several events of one member, in one statement."""
+        correlation_id = current_correlation_id()
+        return record_events(
+            session,
+            [Recorded(event, key=str(member_id), correlation_id=correlation_id) for event in events],
+            producer=self.settings.service_name,
+        )
 
 
 def _now() -> datetime:
@@ -56,6 +69,7 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
                            "Corrigez les champs signalés puis réessayez.", errors)
     password_hash = await identity.hasher.hash(form.password)
     now = _now()
+    registered: MemberRegistered | None = None
     try:
         async with identity.db.transaction() as session:
             member = (
@@ -80,10 +94,10 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
                                   email="", password_hash="", paperless=form.paperless,
                                   terms_version="", terms_accepted_at=now)
                 session.add(account)
-                await identity.record(
-                    session,
-                    MemberRegistered(member_id=member.id, account_id=account.id, paperless=form.paperless, registered_at=now),
-                    member.id,
+                # Recorded with the link's event, in one statement, once the account is written
+                # whole (one INSERT rather than an INSERT and an UPDATE).
+                registered = MemberRegistered(
+                    member_id=member.id, account_id=account.id, paperless=form.paperless, registered_at=now
                 )
             else:
                 # A member who registers again before activating: the latest form wins, and
@@ -97,7 +111,7 @@ async def register(identity: Identity, form: RegistrationForm) -> None:
             account.terms_version = identity.settings.terms_version
             account.terms_accepted_at = now
             await session.flush()
-            await _issue_activation_link(identity, session, member, account, now)
+            await _issue_activation_link(identity, session, member, account, now, first=registered)
     except IntegrityError:
         # Two registrations of the same member raced; the first one won and sent its link.
         log.info("concurrent registration ignored")
@@ -171,13 +185,16 @@ async def resend_activation(identity: Identity, membership_number: str, email: s
         log.info("activation link sent again", extra={"account_id": str(account.id)})
 
 
-async def _issue_activation_link(identity: Identity, session, member: Member, account: Account, now: datetime) -> None:
+async def _issue_activation_link(
+    identity: Identity, session, member: Member, account: Account, now: datetime, *, first: Event | None = None
+) -> None:
+    """`first`: an event to record just before the link's, in the same statement."""
     token = new_link_token()
     expires_at = now + timedelta(hours=identity.settings.activation_ttl_hours)
     session.add(ActivationToken(token_hash=token_hash(token), account_id=account.id, created_at=now, expires_at=expires_at))
-    await identity.record(
+    await identity.record_all(
         session,
-        ActivationLinkIssued(
+        [*([first] if first is not None else []), ActivationLinkIssued(
             member_id=member.id,
             account_id=account.id,
             email=account.email,
@@ -185,7 +202,7 @@ async def _issue_activation_link(identity: Identity, session, member: Member, ac
             last_name=member.last_name,
             token=token,
             expires_at=expires_at,
-        ),
+        )],
         member.id,
     )
     log.info("activation link issued", extra={"account_id": str(account.id)})
@@ -212,13 +229,18 @@ async def activate(identity: Identity, token: str) -> None:
         )
 
 
-async def account_view(identity: Identity, account_id: uuid.UUID) -> tuple[Account, Member]:
-    async with identity.db.transaction() as session:
-        row = (
-            await session.exec(
-                select(Account, Member).join(Member, Member.id == Account.member_id).where(Account.id == account_id)
-            )
-        ).first()
+# Every member page asks for it (GET /me): one prepared statement, no ORM session around it.
+_ACCOUNT_VIEW = (
+    "SELECT a.id AS account_id, m.id AS member_id, m.membership_number, m.contract_number, m.last_name,"
+    " m.first_name, a.email, a.paperless, a.activated_at FROM accounts a JOIN members m ON m.id = a.member_id"
+    " WHERE a.id = $1"
+)
+
+
+async def account_view(identity: Identity, account_id: uuid.UUID) -> dict[str, Any]:
+    """The account and its member's registry entry, by field name (account_id, member_id,
+    membership_number, contract_number, last_name, first_name, email, paperless, activated_at)."""
+    row = await identity.direct.pool.fetchrow(_ACCOUNT_VIEW, account_id)
     if row is None:
         raise ProblemError(404, "account_not_found", "Compte introuvable")
-    return row
+    return dict(row)

@@ -35,6 +35,7 @@ from identity.domain.tokens import link_refusal, new_link_token, token_hash
 from identity.service_layer import sessions
 from identity.service_layer.accounts import Identity
 from identity.service_layer.sessions import normalise_identifier, refresh_problem, session_revoked
+from shared.platform.db import driver_connection
 from shared.platform.problems import ProblemError, field_error
 
 log = logging.getLogger(__name__)
@@ -251,7 +252,7 @@ async def log_in(identity: Identity, email: str, password: str, code: str) -> Ag
         )
         if not result.rowcount:
             raise AGENT_INVALID_CREDENTIALS
-        await sessions.throttle_passed(session, key)
+        await sessions.throttle_passed(await driver_connection(session), key)
         family = AgentSessionFamily(
             id=uuid.uuid4(),
             agent_id=agent.id,

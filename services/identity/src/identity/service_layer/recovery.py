@@ -235,8 +235,8 @@ async def change_password(
         ).one()
     if not await identity.hasher.verify(account.password_hash, current_password):
         raise current_password_incorrect()
-    async with identity.db.transaction() as session:
-        await sessions.throttle_passed(session, key)
+    async with identity.direct.transaction() as conn:
+        await sessions.throttle_passed(conn, key)
     errors = new_password_errors(
         new_password, confirmation, member, field="new_password", confirmation_field="new_password_confirmation"
     )

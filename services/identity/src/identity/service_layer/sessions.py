@@ -19,15 +19,15 @@ import hmac
 import logging
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, or_, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import select
 
-from identity.adapters.tables import Account, LoginThrottle, Member, RefreshToken, SessionFamily
+from identity.adapters.tables import Account, LoginThrottle, SessionFamily
 from identity.domain import login_throttle
 from identity.domain.login_throttle import ThrottlePolicy, ThrottleState
 from identity.domain.sessions import Family, PresentedToken, RefreshOutcome, family_expiry, judge_refresh
@@ -111,56 +111,60 @@ def throttle_key(identity: Identity, scope: str, identifier: str) -> bytes:
     return hmac.new(_throttle_secret(identity), message, hashlib.sha256).digest()
 
 
-def _state(row: LoginThrottle) -> ThrottleState:
-    return ThrottleState(
-        consecutive_failures=row.consecutive_failures,
-        last_failure_at=row.last_failure_at,
-        window_started_at=row.window_started_at,
-        window_failures=row.window_failures,
-        blocked_until=row.blocked_until,
-    )
+# The log-in's statements, on asyncpg directly (identity.direct): prepared once per connection, no
+# ORM flush or session around them. The rules stay in identity.domain.login_throttle.
+_THROTTLE_FIELDS = "consecutive_failures, last_failure_at, window_started_at, window_failures, blocked_until"
+# Creates the row when needed and locks it in one statement: ON CONFLICT DO UPDATE takes the row
+# lock as FOR UPDATE would, waits for a concurrent attempt, and returns the row as it left it.
+_LOCK_OR_CREATE = (
+    "INSERT INTO login_throttles (key_hash) VALUES ($1) ON CONFLICT (key_hash) DO UPDATE SET key_hash = EXCLUDED.key_hash"
+    f" RETURNING {_THROTTLE_FIELDS}"
+)
+_LOCK = f"SELECT {_THROTTLE_FIELDS} FROM login_throttles WHERE key_hash = $1 FOR UPDATE"
+# $1 the key, $2–$6 a ThrottleState's fields in order; other statements may follow it in a WITH.
+_STORE = (
+    "UPDATE login_throttles SET consecutive_failures = $2, last_failure_at = $3, window_started_at = $4,"
+    " window_failures = $5, blocked_until = $6 WHERE key_hash = $1"
+)
 
 
-def _store(row: LoginThrottle, state: ThrottleState) -> None:
-    row.consecutive_failures = state.consecutive_failures
-    row.last_failure_at = state.last_failure_at
-    row.window_started_at = state.window_started_at
-    row.window_failures = state.window_failures
-    row.blocked_until = state.blocked_until
+def _stored(key: bytes, state: ThrottleState) -> tuple:
+    return (key, *astuple(state))
 
 
-async def _locked_throttle(session, key: bytes) -> LoginThrottle:
-    await session.execute(pg_insert(LoginThrottle).values(key_hash=key).on_conflict_do_nothing())
-    return (await session.exec(select(LoginThrottle).where(LoginThrottle.key_hash == key).with_for_update())).one()
-
-
-async def throttle_gate(identity: Identity, key: bytes, then=None):
+async def throttle_gate(identity: Identity, key: bytes, then: str | None = None, *args):
     """Raise 429 while the key is blocked; otherwise count this attempt as a failure up front
     (so parallel guesses are counted as they start). `throttle_passed` takes it back.
-    `then(session)`, when given, runs in the same transaction once the attempt is let through
-    (the log-in's account lookup: one transaction less per log-in); its result is returned."""
+    `then`, when given, is a query (parameters from $7: `args`) run in the same statement as the
+    count once the attempt is let through (the log-in's account lookup: one transaction and
+    one round trip less per log-in); its rows are returned."""
     now = _now()
-    result = None
-    async with identity.db.transaction() as session:
-        row = await _locked_throttle(session, key)
-        state = _state(row)
+    rows = None
+    async with identity.direct.transaction() as conn:
+        state = ThrottleState(*await conn.fetchrow(_LOCK_OR_CREATE, key))
         wait = login_throttle.retry_after(state, now)
         if not wait:
-            _store(row, login_throttle.record_failure(throttle_policy(identity), state, now))
-            session.add(row)
-            if then is not None:
-                result = await then(session)
+            counted = _stored(key, login_throttle.record_failure(throttle_policy(identity), state, now))
+            if then is None:
+                await conn.execute(_STORE, *counted)
+            else:
+                rows = await conn.fetch(f"WITH counted AS ({_STORE}) {then}", *counted, *args)
     if wait:
         raise too_many_attempts(wait, hint="Si vous avez oublié votre mot de passe, vous pouvez le réinitialiser.")
-    return result
+    return rows
 
 
-async def throttle_passed(session, key: bytes) -> None:
-    """The attempt counted by `throttle_gate` succeeded (inside the caller's transaction)."""
-    row = (await session.exec(select(LoginThrottle).where(LoginThrottle.key_hash == key).with_for_update())).first()
-    if row is not None:
-        _store(row, login_throttle.after_success(_state(row)))
-        session.add(row)
+async def _passed(conn: asyncpg.Connection, key: bytes) -> tuple:
+    """`_STORE`'s parameters once the attempt counted by `throttle_gate` is taken back; the row
+    stays locked until the caller's transaction ends (none left, purged meanwhile: nothing to do)."""
+    row = await conn.fetchrow(_LOCK, key)
+    return _stored(key, login_throttle.after_success(ThrottleState(*row) if row is not None else ThrottleState()))
+
+
+async def throttle_passed(conn: asyncpg.Connection, key: bytes) -> None:
+    """The attempt counted by `throttle_gate` succeeded (inside the caller's transaction: an ORM
+    session's, through shared.platform.db.driver_connection, or identity.direct's)."""
+    await conn.execute(_STORE, *await _passed(conn, key))
 
 
 async def clear_throttles(identity: Identity, session, scope: str, identifiers: list[str]) -> None:
@@ -184,6 +188,13 @@ class SessionTokens:
     terms_version: str
 
 
+# Exact membership number first; at most 5 accounts share a contract number.
+_ACCOUNTS = (
+    "SELECT a.id, a.password_hash, a.status, a.terms_version, m.id FROM accounts a JOIN members m ON m.id = a.member_id"
+    " WHERE m.membership_number = $7 OR m.contract_number = $7 ORDER BY m.membership_number <> $7 LIMIT 5"
+)
+
+
 async def log_in(identity: Identity, identifier: str, password: str) -> SessionTokens:
     """Membership number or contract number, and the password.
 
@@ -191,117 +202,118 @@ async def log_in(identity: Identity, identifier: str, password: str) -> SessionT
     identifier: the same 429 whether it exists or not, with no password check at all."""
     identifier = identifier.strip()
     key = throttle_key(identity, LOGIN_SCOPE, identifier)
-
-    async def accounts(session):
-        return (
-            await session.exec(
-                select(Account, Member)
-                .join(Member, Member.id == Account.member_id)
-                .where(or_(Member.membership_number == identifier, Member.contract_number == identifier))
-                .order_by(Member.membership_number != identifier)  # an exact membership number first
-                .limit(5)
-            )
-        ).all()
-
-    rows = await throttle_gate(identity, key, then=accounts)
+    rows = await throttle_gate(identity, key, _ACCOUNTS, identifier)
     if not rows:
         await identity.hasher.verify_dummy(password)
         raise INVALID_CREDENTIALS
-    for account, member in rows:
-        if not await identity.hasher.verify(account.password_hash, password):
+    for account_id, password_hash, status, terms_version, member_id in rows:
+        if not await identity.hasher.verify(password_hash, password):
             continue
-        if account.status != "active":
-            async with identity.db.transaction() as session:
-                await throttle_passed(session, key)
+        if status != "active":
+            async with identity.direct.transaction() as conn:
+                await throttle_passed(conn, key)
             raise account_not_activated()
-        if identity.hasher.needs_rehash(account.password_hash):
-            await _rehash(identity, account.id, password)
-        async with identity.db.transaction() as session:
-            await throttle_passed(session, key)
-            return await open_session(identity, session, account, member.id, _now())
+        if identity.hasher.needs_rehash(password_hash):
+            new_hash = await identity.hasher.hash(password)
+            await identity.direct.pool.execute("UPDATE accounts SET password_hash = $2 WHERE id = $1", account_id, new_hash)
+        return await _open_session(identity, key, account_id, member_id, terms_version, _now())
     raise INVALID_CREDENTIALS
 
 
-async def _rehash(identity: Identity, account_id: uuid.UUID, password: str) -> None:
-    new_hash = await identity.hasher.hash(password)
-    async with identity.db.transaction() as session:
-        account = await session.get(Account, account_id)
-        account.password_hash = new_hash
-        session.add(account)
+# The throttle's success ($1–$6), the family ($7–$10) and its first token ($11–$12), in one
+# statement (after `_LOCK`) and one transaction.
+_OPEN_SESSION = (
+    f"WITH passed AS ({_STORE}), family AS ("
+    "INSERT INTO session_families (id, account_id, created_at, expires_at, last_used_at) VALUES ($7, $8, $9, $10, $9)"
+    " RETURNING id)"
+    " INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) SELECT $11, id, $9, $12 FROM family"
+)
 
 
-def _issue(identity: Identity, account: Account, member_id: uuid.UUID, family: SessionFamily, session, now: datetime):
+async def _open_session(
+    identity: Identity, key: bytes, account_id: uuid.UUID, member_id: uuid.UUID, terms_version: str, now: datetime
+) -> SessionTokens:
+    family_id = uuid.uuid4()
+    family_expires_at = family_expiry(now, timedelta(days=identity.settings.refresh_token_absolute_ttl_days))
+    tokens, raw_hash, expires_at = _issue(identity, account_id, member_id, terms_version, family_id, family_expires_at, now)
+    async with identity.direct.transaction() as conn:
+        passed = await _passed(conn, key)
+        await conn.execute(_OPEN_SESSION, *passed, family_id, account_id, now, family_expires_at, raw_hash, expires_at)
+    log.info("session opened", extra={"account_id": str(account_id), "session_id": str(family_id)})
+    return tokens
+
+
+def _issue(
+    identity: Identity,
+    account_id: uuid.UUID,
+    member_id: uuid.UUID,
+    terms_version: str,
+    family_id: uuid.UUID,
+    family_expires_at: datetime,
+    now: datetime,
+) -> tuple[SessionTokens, bytes, datetime]:
+    """A new pair of tokens in the family; also the refresh token's hash and expiry, to store."""
     raw = new_link_token()
     idle_hours = identity.settings.refresh_token_idle_ttl_hours
-    expires_at = token_expiry(family.expires_at, now, timedelta(hours=idle_hours) if idle_hours else None)
-    session.add(RefreshToken(token_hash=token_hash(raw), family_id=family.id, created_at=now, expires_at=expires_at))
+    expires_at = token_expiry(family_expires_at, now, timedelta(hours=idle_hours) if idle_hours else None)
     ttl = identity.settings.access_token_ttl_seconds
-    access = identity.keys.sign_access_token(
-        account_id=account.id, member_id=member_id, ttl_seconds=ttl, session_id=family.id
-    )
+    access = identity.keys.sign_access_token(account_id=account_id, member_id=member_id, ttl_seconds=ttl, session_id=family_id)
     current_terms = identity.settings.terms_version
-    return SessionTokens(
+    tokens = SessionTokens(
         access_token=access,
         expires_in=ttl,
         refresh_token=raw,
         refresh_expires_in=max(0, int((expires_at - now).total_seconds())),
-        session_id=family.id,
-        terms_acceptance_required=account.terms_version != current_terms,
+        session_id=family_id,
+        terms_acceptance_required=terms_version != current_terms,
         terms_version=current_terms,
     )
-
-
-async def open_session(identity: Identity, session, account: Account, member_id: uuid.UUID, now: datetime) -> SessionTokens:
-    family = SessionFamily(
-        id=uuid.uuid4(),
-        account_id=account.id,
-        created_at=now,
-        expires_at=family_expiry(now, timedelta(days=identity.settings.refresh_token_absolute_ttl_days)),
-        last_used_at=now,
-    )
-    session.add(family)
-    await session.flush()
-    log.info("session opened", extra={"account_id": str(account.id), "session_id": str(family.id)})
-    return _issue(identity, account, member_id, family, session, now)
+    return tokens, token_hash(raw), expires_at
 
 
 # -- refresh ------------------------------------------------------------------------------------
+
+# The presented token and its family locked (a family always exists: refresh_tokens.family_id
+# references it, ON DELETE CASCADE); the account read as it is.
+_PRESENTED = (
+    "SELECT t.used_at, t.expires_at, f.id, f.account_id, f.expires_at, f.revoked_at, a.status, a.member_id,"
+    " a.terms_version FROM refresh_tokens t JOIN session_families f ON f.id = t.family_id"
+    " LEFT JOIN accounts a ON a.id = f.account_id WHERE t.token_hash = $1 FOR UPDATE OF t, f"
+)
+_REVOKE_FOR_REUSE = "UPDATE session_families SET revoked_at = $2, revoked_reason = 'reuse_detected' WHERE id = $1"
+# Spend the presented token ($1), touch the family ($3) and store the next token ($4, $5).
+_ROTATE = (
+    "WITH spent AS (UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1),"
+    " touched AS (UPDATE session_families SET last_used_at = $2 WHERE id = $3)"
+    " INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($4, $3, $2, $5)"
+)
 
 
 async def refresh(identity: Identity, raw_token: str) -> SessionTokens:
     """Spend a refresh token for a new access token and a new refresh token (same family)."""
     now = _now()
     tokens: SessionTokens | None = None
-    async with identity.db.transaction() as session:
-        presented = (
-            await session.exec(select(RefreshToken).where(RefreshToken.token_hash == token_hash(raw_token)).with_for_update())
-        ).first()
-        family = account = None
-        if presented is not None:
-            family = (
-                await session.exec(select(SessionFamily).where(SessionFamily.id == presented.family_id).with_for_update())
-            ).first()
-            account = await session.get(Account, family.account_id) if family is not None else None
-        outcome = judge_refresh(
-            PresentedToken(presented.used_at, presented.expires_at) if presented is not None else None,
-            Family(family.expires_at, family.revoked_at, account is not None and account.status == "active")
-            if family is not None
-            else None,
-            now,
-        )
+    presented_hash = token_hash(raw_token)
+    async with identity.direct.transaction() as conn:
+        row = await conn.fetchrow(_PRESENTED, presented_hash)
+        if row is None:
+            outcome = judge_refresh(None, None, now)
+        else:
+            used_at, expires_at, family_id, account_id, family_expires_at, revoked_at, status, member_id, terms = row
+            outcome = judge_refresh(
+                PresentedToken(used_at, expires_at), Family(family_expires_at, revoked_at, status == "active"), now
+            )
         if outcome is RefreshOutcome.REUSED:
-            family.revoked_at = now
-            family.revoked_reason = "reuse_detected"
-            session.add(family)
+            await conn.execute(_REVOKE_FOR_REUSE, family_id, now)
             log.warning(
                 "refresh token replayed: session family revoked",
-                extra={"account_id": str(family.account_id), "session_id": str(family.id)},
+                extra={"account_id": str(account_id), "session_id": str(family_id)},
             )
         elif outcome is RefreshOutcome.ROTATE:
-            presented.used_at = now
-            family.last_used_at = now
-            session.add_all([presented, family])
-            tokens = _issue(identity, account, account.member_id, family, session, now)
+            tokens, next_hash, next_expires_at = _issue(
+                identity, account_id, member_id, terms, family_id, family_expires_at, now
+            )
+            await conn.execute(_ROTATE, presented_hash, now, family_id, next_hash, next_expires_at)
     # Outside the transaction: a revocation for reuse must commit even though the answer is 401.
     if tokens is None:
         raise refresh_problem(outcome)
