@@ -138,6 +138,7 @@ async def measure(system: System, holder, bearer: dict[str, str], rate: float, s
             timings: dict[str, list[float]] = {}
             page, api = Sample(), Sample()
             cpu: dict[str, float] = {}
+            api_cpu: dict[str, float] = {}
             busy = ours = wall = 0.0
             for _ in range(n_rounds):
                 before, busy0, own0, t0 = cpu_seconds_by_process(system), cpu_busy_seconds(), cpu_seconds(os.getpid()), time.perf_counter()
@@ -152,12 +153,16 @@ async def measure(system: System, holder, bearer: dict[str, str], rate: float, s
                 page.latencies_ms += got.latencies_ms
                 page.errors += got.errors
                 page.elapsed_s += got.elapsed_s
+                before = cpu_seconds_by_process(system)
                 got = await open_loop(api_call(api_paths), rate=at, count=count_per_round)
+                after = cpu_seconds_by_process(system)
+                for n in after:
+                    api_cpu[n] = api_cpu.get(n, 0.0) + after[n] - before.get(n, 0.0)
                 api.latencies_ms += got.latencies_ms
                 api.errors += got.errors
                 api.elapsed_s += got.elapsed_s
             others = max(busy - ours, 0.0) / wall if wall else 0.0
-            return page, api, timings, cpu, others
+            return page, api, timings, cpu, api_cpu, others
 
         for name, (path, api_paths, _) in PAGES.items():  # warm-up: connections, template and token caches
             for _ in range(50):
@@ -173,7 +178,7 @@ async def measure(system: System, holder, bearer: dict[str, str], rate: float, s
     print(f"\npages at {rate:g} req/s through the gateway, {rounds} alternating rounds (page, its API calls),"
           f" {per_round * rounds} of each; one logged-in browser session")
     print(f"   {'':<52} {'p50':>8} {'p99':>8} {'max':>8} {'req/s':>7} {'errors':>6}")
-    for name, (page, api, timings, cpu, others) in results.items():
+    for name, (page, api, timings, cpu, api_cpu, others) in results.items():
         path, api_paths, _ = PAGES[name]
         pl, al = page.latencies_ms, api.latencies_ms
         ok = p(pl, 99) <= GOAL_P99_MS
@@ -196,6 +201,10 @@ async def measure(system: System, holder, bearer: dict[str, str], rate: float, s
         total = sum(v for k, v in cpu.items() if k != "bench client") / count * 1000
         print(f"   {'  CPU per page, ms':<52} {split}; the system in all {total:.1f} ms"
               f" = {total * rate / 1000:.2f} CPUs at {rate:g}/s")
+        calls = len(al) + api.errors
+        split = ", ".join(f"{n.split('.')[0].split(' (')[0]} {api_cpu.get(n, 0.0) / calls * 1000:.1f}" for n in SHOWN)
+        total = sum(api_cpu.values()) / calls * 1000
+        print(f"   {'  CPU per API call set (straight to the gateway), ms':<52} {split}; the system in all {total:.1f} ms")
         print(f"   {'  other processes on the machine meanwhile':<52} {others:.2f} of {os.cpu_count()} CPUs")
 
 

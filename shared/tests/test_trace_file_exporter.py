@@ -10,7 +10,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, Status, StatusCode
 
-from shared.platform.telemetry import JsonLinesExporter
+from shared.platform.telemetry import JsonLinesSpanExporter
 
 
 def test_each_line_is_the_sdk_json_of_its_span() -> None:
@@ -21,7 +21,7 @@ def test_each_line_is_the_sdk_json_of_its_span() -> None:
             child.add_event("retry", {"attempt": 2})
             child.set_status(Status(StatusCode.ERROR, "TimeoutError"))
     out = io.StringIO()
-    JsonLinesExporter(out, provider.resource).export([child, parent])
+    JsonLinesSpanExporter(out).export([child, parent])
 
     lines = out.getvalue().splitlines()
     assert [json.loads(line) for line in lines] == [json.loads(span.to_json(indent=None)) for span in (child, parent)]

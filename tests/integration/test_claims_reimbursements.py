@@ -1,10 +1,13 @@
 """Reimbursements end to end, through the gateway on the real system: the Sécu (NOEMIE) feed
 valued under ESSENTIEL and CONFORT, the same file again, who sees which lines, paper claims an
 agent values or rejects, a duplicate across channels, member vs agent tokens, and a dispute
-reaching the back office."""
+reaching the back office; and the member's reimbursements page as one trace from the gateway
+through web and the gateway again to claims."""
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from datetime import UTC, date, datetime
 
@@ -16,6 +19,8 @@ from tests.integration.claims_helpers import (
     agent_headers, claims_events, claims_url, db_query, enrol_family, import_noemie, log_in, publish, queued_claim,
     write_noemie,
 )
+from tests.integration.conftest import PASSWORD
+from tests.integration.test_platform_observability import _chain, _spans
 
 Y = date.today().year
 GP_PRACTITIONER = "10003456789"
@@ -165,6 +170,38 @@ def test_the_holder_sees_the_childs_lines_and_the_child_only_their_own(gateway, 
     only_child = lines(gateway, world["heads"]["holder"], beneficiary=str(world["child"].member_id))
     assert [i["beneficiary"]["first_name"] for i in only_child["items"]] == ["Louis"]
     assert only_child["totals"]["mutuelle_paid_cents"] == 1200 - 780  # 100 % BR − 65 % gross
+    # The child may not ask for the holder's lines, nor anyone for a stranger's: a 422, no line.
+    for heads, other in ((world["heads"]["child"], world["holder"]), (world["heads"]["holder"], world["helene"])):
+        refused = gateway.get("/api/v1/claims/reimbursements", headers=heads, params={"beneficiary": str(other.member_id)})
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["errors"][0]["field"] == "beneficiary" and "bénéficiaire" in refused.json()["errors"][0]["message"]
+
+
+def test_the_reimbursements_page_is_one_trace_from_the_gateway_through_web_to_claims(system, world):
+    request_id = f"req-{uuid.uuid4().hex}"
+    with httpx.Client(base_url=system.gateway_url, timeout=30) as browser:
+        form = browser.get("/connexion")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)[1]
+        logged = browser.post("/connexion", data={"identifier": world["holder"].member.membership_number,
+                                                  "password": PASSWORD, "csrf": csrf})
+        assert logged.status_code == 303 and logged.headers["location"] == "/espace"
+        page = browser.get("/remboursements", headers={"X-Request-ID": request_id})
+    assert page.status_code == 200 and page.headers["x-correlation-id"] == request_id
+    # The table's cells as claims answers them: the GP visit of 50 €, in French, for Camille.
+    row = re.search(r"<tr>\s*<td>(\d\d/04/\d{4})</td>\s*<td>Camille</td>\s*<th scope=\"row\"><a href=\"/remboursements/"
+                    r"[0-9a-f-]+\">Consultation médecin généraliste</a></th>\s*<td>50,00\u00a0€</td>", page.text)
+    assert row is not None and row[1] == f"02/04/{Y}", page.text[:3000]
+
+    expected = [
+        ("gateway", "GET /remboursements"),
+        ("web", "GET /remboursements"),
+        ("gateway", "GET /api/v1/claims/reimbursements"),
+        ("claims", "GET /api/v1/claims/reimbursements"),
+    ]
+    deadline = time.monotonic() + 20  # spans are written in batches, every few seconds
+    while (found := _chain(_spans(system), request_id, expected)) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert found == expected
 
 
 def test_filters_paging_totals_and_french_problems(gateway, world):

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from yarl import URL
 
 from gateway.headers import HOP_BY_HOP, connection_tokens, upstream_request_headers
-from gateway.proxy import BodyTooLarge, ClientGone, Exchange, _BodyState, _stream_body, client_address
+from gateway.proxy import SMALL_ANSWER, BodyTooLarge, ClientGone, Exchange, _BodyState, _stream_body, client_address
 from shared.platform.context import current_correlation_id
 from shared.platform.telemetry import inject_trace_headers
 
@@ -135,8 +135,12 @@ class WebForwarder:
                 if lname not in drop:
                     out.append((lname, value))
             await send({"type": "http.response.start", "status": response.status, "headers": out})
-            if method == "HEAD" or response.status in (204, 304):
+            length = response.content_length
+            if method == "HEAD" or response.status in (204, 304) or length == 0:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+            elif length is not None and length <= SMALL_ANSWER:
+                # A page is a few kilobytes with its length: one write instead of one per chunk.
+                await send({"type": "http.response.body", "body": await response.read(), "more_body": False})
             else:
                 async for chunk in response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from shared.platform.context import current_correlation_id
+from shared.platform.telemetry import inject_trace_headers
 from web.config import WebSettings
 from web import timing
 
@@ -99,6 +100,8 @@ class Api:
         correlation_id = current_correlation_id()
         if correlation_id:
             headers["X-Correlation-ID"] = correlation_id
+        # The page's span is the parent of the gateway's: one trace from the browser to claims.
+        inject_trace_headers(headers)
         if params:
             params = {k: str(v) for k, v in params.items() if v not in (None, "")}
         timing.call_started()

@@ -206,11 +206,14 @@ def _plain(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)  # dates, UUIDs
 
 
+# Built once (json.dumps with options makes a new encoder per call).
+_encode_answer = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain).encode
+
+
 def json_answer(content: dict[str, Any]) -> Response:
     """A hot read path's answer, already in the shape its route documents (`response_model`):
     written straight to JSON, without FastAPI validating and re-encoding it a second time."""
-    return Response(json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=_plain),
-                    media_type="application/json")
+    return Response(_encode_answer(content), media_type="application/json")
 
 
 async def get_runtime(request: Request) -> ServiceRuntime:

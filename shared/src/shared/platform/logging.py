@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from shared.platform.context import current_correlation_id
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Built once: json.dumps with options makes a new encoder for every line (access logs: each request).
+_encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,7 +36,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _encode(line)
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

@@ -30,16 +30,16 @@ MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "ao�
 
 def euros(cents: Any) -> str:
     """1234 → "12,34 €" (French format, a narrow no-break space for thousands)."""
-    if cents is None or cents == "":
-        return "—"
-    try:
-        value = int(cents)
-    except (TypeError, ValueError):
-        return "—"
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    whole, rest = divmod(value, 100)
-    whole_text = f"{whole:,}".replace(",", "\u202f")
+    if type(cents) is not int:
+        if cents is None or cents == "":
+            return "—"
+        try:
+            cents = int(cents)
+        except (TypeError, ValueError):
+            return "—"
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    whole_text = f"{whole:,}".replace(",", "\u202f") if whole >= 1000 else str(whole)
     return f"{sign}{whole_text},{rest:02d}\u00a0€"
 
 
@@ -49,10 +49,11 @@ def french_date(value: Any) -> str:
     try:
         if isinstance(value, str):
             value = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else date.fromisoformat(value)
+        # f-strings rather than strftime: a list page formats dozens of dates.
         if isinstance(value, datetime):
-            return value.strftime("%d/%m/%Y à %H:%M")
-        return value.strftime("%d/%m/%Y")
-    except ValueError:
+            return f"{value.day:02d}/{value.month:02d}/{value.year:04d} à {value.hour:02d}:{value.minute:02d}"
+        return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"
+    except (ValueError, AttributeError):
         return str(value)
 
 

@@ -178,24 +178,31 @@ class LineFilter:
 
 _VISIBLE_IDS = (
     # viewer()'s rule in one statement: the holder sees the contract, anyone else themselves.
-    "SELECT b.member_id FROM beneficiaries me" + settlement.holder_of("me") +
+    "SELECT coalesce(array_agg(b.member_id ORDER BY b.seq), '{}') AS ids FROM beneficiaries me" + settlement.holder_of("me") +
     " JOIN beneficiaries b ON b.contract_number = me.contract_number"
     " AND (h.holder_member_id = me.member_id OR b.member_id = me.member_id)"
-    " WHERE me.member_id = $1 ORDER BY b.seq"
+    " WHERE me.member_id = $1"
 )
 _LINES_WHERE = (
-    "l.beneficiary_member_id = ANY($1::uuid[]) AND ($2::date IS NULL OR l.care_date >= $2)"
+    "l.beneficiary_member_id = ANY(c.ids) AND ($2::date IS NULL OR l.care_date >= $2)"
     " AND ($3::date IS NULL OR l.care_date <= $3) AND ($4::text IS NULL OR l.category = $4)"
 )
 _PAGE_AND_TOTALS = (
-    # The totals and one page in one round trip; with no line on the page, the totals row alone.
-    # The page walks each beneficiary's index newest first (a few rows each, the cursor an index
-    # bound), and only the page's rows are joined to their names and reports.
-    "SELECT t.*, p.* FROM (SELECT count(*) AS total_lines, coalesce(sum(amount_charged_cents), 0)::bigint AS total_charged,"
+    # Who may be seen, the totals and one page in one round trip (each one more to PostgreSQL
+    # is a write, a wake-up and a read on both sides); with no line on the page, the totals row
+    # alone. `allowed` is false when the beneficiary asked for is not one the caller may see:
+    # then no line is read. The page walks each beneficiary's index newest first (a few rows
+    # each, the cursor an index bound), and only the page's rows are joined to their names and
+    # reports; the totals read the same index alone (its INCLUDE columns, migration 0005).
+    f"WITH visible AS ({_VISIBLE_IDS}), c AS (SELECT $8::uuid IS NULL OR $8::uuid = ANY(visible.ids) AS allowed,"
+    " CASE WHEN $8::uuid IS NULL THEN visible.ids WHEN $8::uuid = ANY(visible.ids) THEN ARRAY[$8::uuid]"
+    " ELSE '{}'::uuid[] END AS ids FROM visible)"
+    " SELECT c.allowed, t.*, p.* FROM c CROSS JOIN LATERAL (SELECT count(*) AS total_lines,"
+    " coalesce(sum(amount_charged_cents), 0)::bigint AS total_charged,"
     " coalesce(sum(secu_paid_cents), 0)::bigint AS total_secu, coalesce(sum(mutuelle_paid_cents), 0)::bigint AS total_mutuelle,"
     f" coalesce(sum(out_of_pocket_cents), 0)::bigint AS total_oop FROM claim_lines l WHERE {_LINES_WHERE}) t"
     f" LEFT JOIN LATERAL (SELECT {_LINE_FIELDS} FROM ("
-    "   SELECT newest.* FROM unnest($1::uuid[]) AS v(member_id) CROSS JOIN LATERAL ("
+    "   SELECT newest.* FROM unnest(c.ids) AS v(member_id) CROSS JOIN LATERAL ("
     "     SELECT * FROM claim_lines l WHERE l.beneficiary_member_id = v.member_id"
     "     AND ($2::date IS NULL OR l.care_date >= $2) AND ($3::date IS NULL OR l.care_date <= $3)"
     "     AND ($4::text IS NULL OR l.category = $4) AND (l.care_date, l.id) < ($5::date, $6::uuid)"
@@ -214,15 +221,12 @@ async def list_lines(reads: asyncpg.Pool, member_id: uuid.UUID, f: LineFilter, c
         raise errors.invalid("from", "invalid_range", "La date de début doit précéder la date de fin.")
     after = decode_cursor(cursor) if cursor else None
     async with reads.acquire() as conn:
-        ids = [r["member_id"] for r in await conn.fetch(_VISIBLE_IDS, member_id)]
-        if f.beneficiary is not None:
-            if f.beneficiary not in ids:
-                raise errors.invalid("beneficiary", "unknown_beneficiary", "Ce bénéficiaire ne fait pas partie de ceux que vous pouvez consulter.")
-            ids = [f.beneficiary]
         rows = await conn.fetch(
-            _PAGE_AND_TOTALS, ids, f.start, f.end, f.category, *(after or _FIRST_PAGE), limit + 1,
+            _PAGE_AND_TOTALS, member_id, f.start, f.end, f.category, *(after or _FIRST_PAGE), limit + 1, f.beneficiary,
         )
     totals = rows[0]
+    if not totals["allowed"]:
+        raise errors.invalid("beneficiary", "unknown_beneficiary", "Ce bénéficiaire ne fait pas partie de ceux que vous pouvez consulter.")
     page = [r for r in rows if r["id"] is not None][:limit]
     return {
         "items": [line_out(r) for r in page],
