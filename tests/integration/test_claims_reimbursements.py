@@ -186,7 +186,18 @@ def test_the_reimbursements_page_is_one_trace_from_the_gateway_through_web_to_cl
                                                   "password": PASSWORD, "csrf": csrf})
         assert logged.status_code == 303 and logged.headers["location"] == "/espace"
         page = browser.get("/remboursements", headers={"X-Request-ID": request_id})
+        # The filter form as a browser submits it: each option's value is one claims accepts.
+        options = dict(re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>',
+                                  page.text[page.text.index('name="beneficiary"'):page.text.index('name="category"')]))
+        child = next(value for value, name in options.items() if name.startswith("Louis"))
+        only_child = browser.get("/remboursements", params={"beneficiary": child})
+        category_select = page.text[page.text.index('name="category"'):]
+        categories = re.findall(r'<option value="([^"]+)"', category_select[:category_select.index("</select>")])
+        by_category = {c: browser.get("/remboursements", params={"category": c}) for c in categories}
     assert page.status_code == 200 and page.headers["x-correlation-id"] == request_id
+    assert only_child.status_code == 200 and "Louis" in only_child.text and "<td>Camille</td>" not in only_child.text
+    assert "pharmacie" in categories and all(r.status_code == 200 and 'role="alert"' not in r.text for r in by_category.values())
+    assert "<td>Camille</td>" not in by_category["pharmacie"].text and "<td>Camille</td>" in by_category["soins_courants"].text
     # The table's cells as claims answers them: the GP visit of 50 €, in French, for Camille.
     row = re.search(r"<tr>\s*<td>(\d\d/04/\d{4})</td>\s*<td>Camille</td>\s*<th scope=\"row\"><a href=\"/remboursements/"
                     r"[0-9a-f-]+\">Consultation médecin généraliste</a></th>\s*<td>50,00\u00a0€</td>", page.text)
