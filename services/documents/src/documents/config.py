@@ -52,6 +52,8 @@ class DocumentsSettings(ServiceSettings):
     # niced: the consumers only record what to render, service_layer/rendering.py renders it.
     render_workers: int = 1
     render_nice: int = 10
+    # false: this replica records and serves (and renders what a member asks for), others render.
+    render_in_background: bool = True
     render_batch: int = 4  # rows claimed (and locked) per pass: small, so each commits soon
     render_poll_seconds: float = 1.0
     render_retry_base_seconds: float = 5.0

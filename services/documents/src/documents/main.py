@@ -36,7 +36,8 @@ def create_app():
 
     async def _render_after_warm_up() -> None:
         await docs.renderer.warm_up()
-        await rendering.render_loop(docs)
+        if settings.render_in_background:
+            await rendering.render_loop(docs)
 
     @runtime.on_shutdown
     async def _stop() -> None:
