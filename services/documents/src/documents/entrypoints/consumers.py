@@ -24,11 +24,11 @@ def build_consumer(docs: Documents) -> EventConsumer:
 
     @consumer.on(MemberEnrolled)
     async def member_enrolled(ctx: HandlerContext, event: MemberEnrolled) -> None:
-        previous, changed = await members.record_enrolment(ctx.session, event, ctx.envelope.occurred_at)
+        previous_contract, changed = await members.record_enrolment(ctx.session, event, ctx.envelope.occurred_at)
         if changed:
             cards.queue_reissue(ctx.session, event.contract_number)
-            if previous is not None and previous.contract_number and previous.contract_number != event.contract_number:
-                cards.queue_reissue(ctx.session, previous.contract_number)  # left that contract
+            if previous_contract and previous_contract != event.contract_number:
+                cards.queue_reissue(ctx.session, previous_contract)  # left that contract
 
     @consumer.on(ProfileUpdated)
     async def profile_updated(ctx: HandlerContext, event: ProfileUpdated) -> None:

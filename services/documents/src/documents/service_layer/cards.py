@@ -72,14 +72,14 @@ def _content(docs: Documents, contract_number: str, holder: Member, people: list
 
 async def reissue(docs: Documents, session: AsyncSession, contract_number: str) -> Card | None:
     """Records the contract's card for its members as they are now; renders nothing."""
-    people = [m for m in await members.of_contract(session, contract_number) if m.coverage_end is None
-              or m.coverage_end >= datetime.now(UTC).date()]
+    # Read with the rows locked: reissues of one contract (two members of it enrolled at once) are
+    # serialised. Lock order, here and in the renderer: the contract's members, its card, the
+    # card's documents.
+    people = [m for m in await members.of_contract(session, contract_number, for_update=True)
+              if m.coverage_end is None or m.coverage_end >= datetime.now(UTC).date()]
     holder = members.holder_of(people)
     if holder is None:
         return None
-    # Serialise reissues of one contract (two members of it enrolled at once). Lock order, here
-    # and in the renderer: the contract's members, its card, the card's documents.
-    await session.exec(select(Member).where(Member.contract_number == contract_number).with_for_update())
     now = datetime.now(UTC)
     content, payload = _content(docs, contract_number, holder, people, now.date())
     valid_from, valid_to = rules.validity(now.date())
