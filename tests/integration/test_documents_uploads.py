@@ -264,7 +264,7 @@ def test_statements_rendering_when_documents_is_killed_are_all_downloadable_afte
     [*_, last] = publish_events(system, [(settled_event(alice, None, c), alice.member_id) for c in claim_ids], producer="claims")
     # The last one delivered again (same event) and its claim settled again (a new event): no second statement.
     again = settled_event(alice, None, claim_ids[-1])
-    publish_events(system, [(last, again.topic, alice.member_id), (again, alice.member_id)], producer="claims")
+    publish_events(system, [last, (again, alice.member_id)], producer="claims")
 
     def recorded():
         rows = documents_db(system, "SELECT render_status FROM documents WHERE claim_id = ANY($1::uuid[])", claim_ids)
