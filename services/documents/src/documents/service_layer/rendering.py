@@ -106,13 +106,13 @@ def unavailable() -> ProblemError:
                         headers={"Retry-After": "5"})
 
 
-async def render_now(docs: Documents, document_id: uuid.UUID) -> None:
+async def render_now(docs: Documents, document_id: uuid.UUID) -> bool:
     """A member wants the pending document `document_id` now: render it in this request
-    (waiting for the renderer if it has the row: then it is done)."""
+    (waiting for the renderer if it has the row: then it is done). False when it was not pending."""
     async with docs.db.transaction() as session:
         document = await session.get(Document, document_id)
         if document is None or document.render_status != issuing.PENDING:
-            return
+            return False
         if document.kind in ("card_pdf", "card_png"):
             card = await cards.card_of(session, document)
             card = await session.get(Card, card.id, with_for_update=True, populate_existing=True) if card else None
@@ -120,8 +120,8 @@ async def render_now(docs: Documents, document_id: uuid.UUID) -> None:
         else:
             document = await session.get(Document, document_id, with_for_update=True, populate_existing=True)
             job = await statements.render_job(docs, session, document) if document.render_status == issuing.PENDING else None
-        if job is None:
-            return
+        if job is None:  # the renderer did it while this waited for the row
+            return True
         try:
             result = await job.render()
         except asyncio.CancelledError:
@@ -130,10 +130,12 @@ async def render_now(docs: Documents, document_id: uuid.UUID) -> None:
             log.warning("render on demand failed", extra={"document_id": str(document_id), "error_type": type(exc).__name__})
             raise unavailable() from exc
         await job.finish(result)
+    return True
 
 
 async def current_card(docs: Documents, member_id: uuid.UUID) -> Card:
     """The member's current card, its files rendered (now, if the renderer has not yet)."""
     card = await cards.card_for(docs, member_id)
-    await render_now(docs, card.pdf_document_id)
+    if await render_now(docs, card.pdf_document_id):
+        card = await cards.card_for(docs, member_id)  # as rendered: a pending card may change in place
     return card
