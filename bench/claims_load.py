@@ -212,8 +212,9 @@ async def feed_and_alerts(system: System, feed: Path, rows: int, with_account: s
         print(line("  not in the sink when the wait ended", f"{lost} after {timeout:.0f} s (--timeout): {pending[0]} queued in"
                    " notifications, the rest not consumed yet; the latencies above are of the delivered ones only"))
     print(line("e-mails in the sink by kind", ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))))
-    # documents renders a card per enrolment and a statement per settled claim (and mails that the
-    # statement is online): not on the alert path, so not waited for; how far it got is shown.
+    # documents records a card per changed contract and a statement per settled claim, renders them
+    # in the background (and announces the statement): not on the alert path, so not waited for;
+    # how far its consumer got is shown.
     [docs] = await fetch(system, "documents", "SELECT count(*) FILTER (WHERE event_type = 'identity.MemberEnrolled'),"
                          " count(*) FILTER (WHERE event_type = 'claims.ClaimSettled') FROM inbox")
     print(line("documents meanwhile (not waited for)", f"{docs[0]} of {len(with_account)} enrolments (cards), "
@@ -242,11 +243,14 @@ async def page_latency(system: System, member: DemoMember, holder: uuid.UUID, ra
         "through the gateway": f"{system.gateway_url}/api/v1/claims/reimbursements",
         "claims direct (the limit)": f"http://127.0.0.1:{system.env['CLAIMS_PORT']}/api/v1/claims/reimbursements",
     }
-    # documents is still rendering the feed's statements and cards (one worker, ~150 ms of CPU
-    # each: hours for 100,000 lines); that backlog would take a core from the page being timed.
+    # documents is still rendering the feed's statements and cards in the background (one niced
+    # worker, ~150 ms of CPU each: hours for 100,000 lines); that backlog would take a core from the
+    # page being timed.
     # In a cluster it runs on its own pods, so it is paused here, and the figure says so.
     [pending] = await fetch(system, "claims", "SELECT count(*) FROM claims WHERE status = 'settled'")
-    [rendered] = await fetch(system, "documents", "SELECT count(*) FROM documents WHERE kind = 'statement'")
+    # Recorded by the consumer at once, rendered by documents' background renderer afterwards.
+    [rendered] = await fetch(system, "documents", "SELECT count(*) FROM documents WHERE kind = 'statement'"
+                             " AND render_status = 'rendered'")
     connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=3)
     async with aiohttp.ClientSession(connector=connector) as http:
         print(f"GET /api/v1/claims/reimbursements, the member's contract has {row[0]} lines, {rate:.0f} req/s for {seconds:.0f} s"

@@ -7,6 +7,8 @@ import asyncio
 import io
 import json
 import os
+import signal
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -191,6 +193,26 @@ def pdf_xmp(data: bytes) -> bytes:
 
     xmp = PdfReader(io.BytesIO(data)).xmp_metadata
     return xmp.stream.get_data() if xmp is not None else b""
+
+
+def kill_service(system, name: str) -> None:
+    """kill -9 of a service and its child processes (documents' PDF workers)."""
+    found, todo = [], [int((Path(system.env["ESPACE_VAR"]) / "run" / f"{name}.pid").read_text().split()[0])]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            todo.extend(int(child) for child in task.read_text().split())
+    for pid in found:
+        os.kill(pid, signal.SIGKILL)
+
+
+def restart_services(system) -> None:
+    """services.sh start starts what is not running and waits until it is ready."""
+    from tests.integration.system import LOCAL, ROOT
+
+    subprocess.run([str(LOCAL / "services.sh"), "start"], env=system.env, cwd=ROOT, check=True, capture_output=True,
+                   timeout=180)
 
 
 def agent_token(key_file: Path, *, agent_id: uuid.UUID | None = None, audience: str = "espace-backoffice",

@@ -1,6 +1,7 @@
 """The tiers-payant card (JSON, PDF, Data Matrix PNG decoded back) reissued when a child joins
-the contract through `make import-members`; letters routed by the paperless choice, with the
-paper ones in the print batch."""
+the contract through `make import-members`, recorded by the consumer and rendered afterwards
+(or when the member asks for it first); letters routed by the paperless choice, with the paper
+ones in the print batch."""
 
 from __future__ import annotations
 
@@ -79,6 +80,55 @@ def test_the_card_reflects_a_newly_added_child_and_its_data_matrix_decodes_to_th
     assert b'pdfaid:part="3"' in pdf_xmp(pdf.content)
     # The replaced card's links are not handed out any more; the old PNG still shows as replaced.
     assert first["png_url"] != card["png_url"]
+
+
+def test_a_family_imported_at_once_is_recorded_as_one_pending_card_rendered_when_the_member_asks(
+        system, gateway, mailbox, tmp_path):
+    stamp = uuid.uuid4().int
+    # Other contracts in the same file, sorted before the family's: the renderer takes the oldest
+    # first, so the family's card is still to render once the consumer has recorded everyone.
+    ahead = [DemoMember(f"6{(stamp + i) % 10**8:08d}", f"CA{(stamp + i) % 10**8:08d}", "Garnier", "Hugo", date(1975, 1, 1 + i))
+             for i in range(8)]
+    number = f"6{(stamp + 99) % 10**8:08d}"
+    contract = f"CZ{number}"
+    holder = DemoMember(number, contract, "Lambert", "Sophie", date(1982, 9, 12))
+    family = [holder] + [DemoMember(f"6{(stamp + 100 + i) % 10**8:08d}", contract, "Lambert", first, born)
+                         for i, (first, born) in enumerate((("Jules", date(2011, 4, 1)), ("Nina", date(2014, 6, 2)),
+                                                            ("Tom", date(2018, 8, 3))))]
+    import_members(system, tmp_path, ahead + family)
+
+    def recorded():
+        rows = documents_db(system, "SELECT c.version, c.pdf_document_id, jsonb_array_length(c.content->'beneficiaries') AS n"
+                            " FROM cards c WHERE c.contract_number = $1", contract)
+        return rows if rows and rows[-1]["n"] == 4 else None
+
+    [card] = wait_until(recorded, what="the family's card recorded with its four members")
+    # Four MemberEnrolled, one card: the consumer recorded it and did not render it (still
+    # pending, no file). Held back from the renderer here, so the member's request renders it.
+    held = documents_db(system, "UPDATE documents SET render_after = now() + interval '1 hour'"
+                        " WHERE id = $1 AND render_status = 'pending' AND storage_key IS NULL RETURNING id",
+                        card["pdf_document_id"])
+    assert card["version"] == 1 and len(held) == 1
+
+    session = open_session(system, gateway, mailbox, holder)
+    answer = gateway.get("/api/v1/documents/card", headers=session.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == 1
+    assert [b["name"] for b in answer.json()["beneficiaries"]] == ["Sophie Lambert", "Jules Lambert", "Nina Lambert", "Tom Lambert"]
+    assert "|BEN:4|" in answer.json()["datamatrix_payload"]
+    pdf = gateway.get(answer.json()["pdf_url"])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert "Tom Lambert" in pdf_text(pdf.content)
+    assert gateway.get(answer.json()["png_url"]).status_code == 200
+    [row] = documents_db(system, "SELECT render_status, render_after > now() AS held, size_bytes, sha256 FROM documents"
+                         " WHERE id = $1", card["pdf_document_id"])
+    assert row["render_status"] == "rendered" and row["held"] and row["size_bytes"] == len(pdf.content)
+    # The contracts ahead are rendered by the background renderer, once each.
+    done = wait_until(lambda: (rows := documents_db(
+        system, "SELECT d.render_status, c.version FROM cards c JOIN documents d ON d.id = c.pdf_document_id"
+        " WHERE c.contract_number = ANY($1::text[])", [m.contract_number for m in ahead]))
+        and all(r["render_status"] == "rendered" for r in rows) and rows, timeout=120, what="the other cards rendered")
+    assert len(done) == len(ahead) and {r["version"] for r in done} == {1}
 
 
 def _contribution_call(number: str) -> dict:

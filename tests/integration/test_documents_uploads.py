@@ -13,6 +13,7 @@ import pytest
 from documents.domain import links
 from shared.contracts.claims import ClaimReceived, ClaimRejected, ClaimSettled, SettledLine
 from shared.contracts.topics import DOCUMENTS_DOCUMENTS
+from tests.integration.conftest import publish_events
 from tests.integration.documents_support import (
     EICAR,
     SUBMITTED,
@@ -20,12 +21,14 @@ from tests.integration.documents_support import (
     download,
     events,
     jpeg_bytes,
+    kill_service,
     link_secret,
     open_session,
     pdf_bytes,
     pdf_text,
     pdf_xmp,
     publish,
+    restart_services,
     submission,
     upload,
     wait_status,
@@ -253,3 +256,35 @@ def test_a_beneficiary_outside_the_contract_or_a_bad_form_is_a_422_per_field(gat
     fields = {e["field"]: e["code"] for e in answer.json()["errors"]}
     assert fields == {"beneficiary": "unknown_beneficiary", "care_type": "invalid_choice", "care_date": "in_future",
                       "amount_charged": "invalid_amount"}
+
+
+def test_statements_rendering_when_documents_is_killed_are_all_downloadable_after_its_restart_and_announced_once(
+        system, gateway, alice):
+    claim_ids = [uuid.uuid4() for _ in range(16)]
+    [*_, last] = publish_events(system, [(settled_event(alice, None, c), alice.member_id) for c in claim_ids], producer="claims")
+    # The last one delivered again (same event) and its claim settled again (a new event): no second statement.
+    again = settled_event(alice, None, claim_ids[-1])
+    publish_events(system, [last, (again, alice.member_id)], producer="claims")
+
+    def recorded():
+        rows = documents_db(system, "SELECT render_status FROM documents WHERE claim_id = ANY($1::uuid[])", claim_ids)
+        return rows if len(rows) == len(claim_ids) else None
+
+    # The consumer records the sixteen at once; the renderer goes through them one worker render
+    # at a time, so documents is killed (with its PDF workers) while most are still to render.
+    rows = wait_until(recorded, what="the statements recorded")
+    kill_service(system, "documents")
+    assert any(r["render_status"] == "pending" for r in rows)
+    restart_services(system)
+
+    wait_until(lambda: not documents_db(system, "SELECT 1 FROM documents WHERE claim_id = ANY($1::uuid[])"
+                                        " AND render_status <> 'rendered'", claim_ids),
+               timeout=120, what="every statement rendered after the restart")
+    ids = [str(r["id"]) for r in documents_db(system, "SELECT id FROM documents WHERE claim_id = ANY($1::uuid[])", claim_ids)]
+    assert len(ids) == len(claim_ids)
+    for document_id in ids:
+        pdf = download(gateway, alice, document_id)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF"), document_id
+    announced = events(system, DOCUMENTS_DOCUMENTS, "documents.DocumentIssued", lambda p: p["document_id"] in ids,
+                       expected=len(ids), settle=3.0, timeout=60)
+    assert sorted(p["document_id"] for p in announced) == sorted(ids)

@@ -48,8 +48,16 @@ class DocumentsSettings(ServiceSettings):
     link_ttl_s: int = 300
     public_base_url: str = "http://127.0.0.1:8000"
 
-    # PDF rendering in worker processes (WeasyPrint is CPU-bound; the event loop stays free).
+    # PDF rendering in worker processes (WeasyPrint is CPU-bound; the event loop stays free),
+    # niced: the consumers only record what to render, service_layer/rendering.py renders it.
     render_workers: int = 1
+    render_nice: int = 10
+    # false: this replica records and serves (and renders what a member asks for), others render.
+    render_in_background: bool = True
+    render_batch: int = 4  # rows claimed (and locked) per pass: small, so each commits soon
+    render_poll_seconds: float = 1.0
+    render_retry_base_seconds: float = 5.0
+    render_retry_max_seconds: float = 600.0
 
     # The mutuelle, as letters and the card print it.
     mutuelle_name: str = "Mutuelle Espace Santé"

@@ -9,7 +9,7 @@ from documents.adapters.storage import build_storage
 from documents.config import DocumentsSettings
 from documents.entrypoints import http, http_backoffice, http_messages
 from documents.entrypoints.consumers import build_consumer
-from documents.service_layer import scanning
+from documents.service_layer import cards, rendering, scanning
 from documents.service_layer.context import Documents
 from shared.platform.app import ServiceRuntime
 
@@ -21,10 +21,10 @@ def create_app():
         settings=settings,
         db=runtime.db,
         storage=build_storage(settings),
-        renderer=PdfRenderer(settings.render_workers),
+        renderer=PdfRenderer(settings.render_workers, nice=settings.render_nice),
         scanner=ClamdScanner(settings.clamd_host, settings.clamd_port, settings.clamd_timeout_s),
     )
-    runtime.consume(build_consumer(docs))
+    runtime.consume(build_consumer(docs), before_commit=cards.reissue_queued(docs), after_commit=docs.render_wake.set)
     background: list[asyncio.Task] = []
 
     @runtime.on_startup
@@ -32,7 +32,12 @@ def create_app():
         await docs.storage.start()
         settings.spool.mkdir(parents=True, exist_ok=True)
         background.append(asyncio.create_task(scanning.scan_loop(docs), name="documents-scanner"))
-        background.append(asyncio.create_task(docs.renderer.warm_up(), name="documents-pdf-warm-up"))
+        background.append(asyncio.create_task(_render_after_warm_up(), name="documents-renderer"))
+
+    async def _render_after_warm_up() -> None:
+        await docs.renderer.warm_up()
+        if settings.render_in_background:
+            await rendering.render_loop(docs)
 
     @runtime.on_shutdown
     async def _stop() -> None:

@@ -1,12 +1,17 @@
 """PDFs from Jinja2 HTML templates with WeasyPrint: PDF/A-3b (XMP claims the conformance) and
 tagged (structure for screen readers). WeasyPrint is CPU-bound, so it runs in worker processes
-and the event loop keeps serving while a statement renders."""
+and the event loop keeps serving while a statement renders. The workers run at a lower CPU
+priority (`nice`): nothing waits on them inside a transaction any more (a member asking for a
+file not rendered yet waits for one render), so requests and consumers go first."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -44,6 +49,24 @@ def render_pdf_sync(template: str, context: dict[str, Any]) -> RenderedPdf:
     return RenderedPdf(data=data, pages=len(document.pages))
 
 
+def datamatrix_png(payload: str) -> bytes:
+    from pystrich.datamatrix import DataMatrixEncoder
+
+    return DataMatrixEncoder(payload).get_imagedata(cellsize=6)
+
+
+def render_card_sync(template: str, context: dict[str, Any], payload: str) -> tuple[RenderedPdf, bytes]:
+    """The card's PDF and its Data Matrix PNG (printed in the PDF too), both in the worker."""
+    png = datamatrix_png(payload)
+    pdf = render_pdf_sync(template, {**context, "datamatrix_src": "data:image/png;base64," + base64.b64encode(png).decode()})
+    return pdf, png
+
+
+def _lower_priority(increment: int) -> None:
+    if increment:
+        os.nice(increment)
+
+
 def _warm() -> None:
     from weasyprint import HTML
 
@@ -51,19 +74,35 @@ def _warm() -> None:
 
 
 class PdfRenderer:
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, nice: int = 0) -> None:
         self.workers = workers
+        self.nice = nice
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fork of a process running an event loop and threads is unsafe.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_lower_priority, initargs=(self.nice,))
         return self._pool
 
+    async def _run(self, fn, *args):
+        pool = self._executor()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the pool is unusable; the next render gets a
+            # fresh one, this one is retried by its caller.
+            if self._pool is pool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            raise
+
     async def render(self, template: str, context: dict[str, Any]) -> RenderedPdf:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), render_pdf_sync, template, context)
+        return await self._run(render_pdf_sync, template, context)
+
+    async def render_card(self, template: str, context: dict[str, Any], payload: str) -> tuple[RenderedPdf, bytes]:
+        return await self._run(render_card_sync, template, context, payload)
 
     async def warm_up(self) -> None:
         """The first render in a fresh process loads Pango and scans the fonts (seconds): do it at

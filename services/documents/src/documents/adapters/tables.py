@@ -69,9 +69,9 @@ class Document(SQLModel, table=True):
     title: str
     file_name: str
     media_type: str
-    size_bytes: int
-    sha256: str
-    storage_key: str
+    size_bytes: int | None = None  # None while its render is pending (render_status)
+    sha256: str | None = None
+    storage_key: str | None = None
     scan_status: str
     scan_detail: str | None = None
     scanned_at: datetime | None = _ts()
@@ -86,6 +86,10 @@ class Document(SQLModel, table=True):
     claim_id: uuid.UUID | None = None
     replaced_at: datetime | None = _ts()
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    render_status: str | None = None
+    render_source: dict | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    render_attempts: int = 0
+    render_after: datetime | None = _ts()
 
 
 class AgentAction(SQLModel, table=True):

@@ -1,5 +1,6 @@
 """The events documents reacts to: identity's members (projection, card) and claims' claims
-(submission status, statements, disputes)."""
+(submission status, statements, disputes). They only record: the card to reissue and the
+statement to issue are rendered afterwards (service_layer/rendering.py), never in the batch."""
 
 from documents.service_layer import cards, members, messages, statements
 from documents.service_layer.context import Documents
@@ -23,11 +24,11 @@ def build_consumer(docs: Documents) -> EventConsumer:
 
     @consumer.on(MemberEnrolled)
     async def member_enrolled(ctx: HandlerContext, event: MemberEnrolled) -> None:
-        previous, changed = await members.record_enrolment(ctx.session, event, ctx.envelope.occurred_at)
+        previous_contract, changed = await members.record_enrolment(ctx.session, event, ctx.envelope.occurred_at)
         if changed:
-            await cards.reissue(docs, ctx.session, event.contract_number)
-            if previous is not None and previous.contract_number and previous.contract_number != event.contract_number:
-                await cards.reissue(docs, ctx.session, previous.contract_number)  # left that contract
+            cards.queue_reissue(ctx.session, event.contract_number)
+            if previous_contract and previous_contract != event.contract_number:
+                cards.queue_reissue(ctx.session, previous_contract)  # left that contract
 
     @consumer.on(ProfileUpdated)
     async def profile_updated(ctx: HandlerContext, event: ProfileUpdated) -> None:
@@ -43,7 +44,7 @@ def build_consumer(docs: Documents) -> EventConsumer:
 
     @consumer.on(ClaimSettled)
     async def claim_settled(ctx: HandlerContext, event: ClaimSettled) -> None:
-        await statements.claim_settled(docs, ctx.session, event)
+        await statements.claim_settled(ctx.session, event)
 
     @consumer.on(ClaimRejected)
     async def claim_rejected(ctx: HandlerContext, event: ClaimRejected) -> None:

@@ -144,7 +144,7 @@ class DocumentOut(BaseModel):
     title: str
     file_name: str
     media_type: str
-    size_bytes: int
+    size_bytes: int | None = Field(description="null while the file is being prepared (it is rendered when downloaded)")
     pages: int | None
     status: str = Field(description="pending, clean (downloadable), infected or error (quarantined)")
     delivery: str | None = Field(description="online or post, for documents we issued")
@@ -182,7 +182,7 @@ class DownloadLink(BaseModel):
 
 
 @router.get("/downloads/{token}", summary="A file, from a signed link (no bearer token)",
-            responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(404, 409, 410)})
+            responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(404, 409, 410, 503)})
 async def download(token: Annotated[str, Path(max_length=300)], docs: DocumentsDep) -> Response:
     document = await library.open_link(docs, token)
     ascii_name = document.file_name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
@@ -229,12 +229,12 @@ class CardOut(BaseModel):
     links_expire_at: datetime
 
 
-@router.get("/card", response_model=CardOut, responses=problem_responses(404),
+@router.get("/card", response_model=CardOut, responses=problem_responses(404, 503),
             summary="The contract's current tiers-payant card, with links to its PDF and Data Matrix PNG")
 async def get_card(principal: CurrentMember, docs: DocumentsDep) -> CardOut:
-    from documents.service_layer import cards
+    from documents.service_layer import rendering
 
-    card = await cards.card_for(docs, principal.member_id)
+    card = await rendering.current_card(docs, principal.member_id)
     pdf_url, expires = library.link_for(docs, principal.member_id, card.pdf_document_id)
     png_url, _ = library.link_for(docs, principal.member_id, card.png_document_id)
     return CardOut(version=card.version, issued_at=card.issued_at, **card.content, datamatrix_payload=card.payload,

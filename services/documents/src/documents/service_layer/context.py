@@ -22,6 +22,7 @@ class Documents:
     renderer: PdfRenderer
     scanner: ClamdScanner
     scan_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    render_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def link_key(self) -> bytes:

@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from documents.adapters.tables import Document, Member
 from documents.domain import links
+from documents.service_layer import issuing, rendering
 from documents.service_layer.context import Documents
 from shared.platform.problems import ProblemError, field_error
 
@@ -132,4 +133,7 @@ async def open_link(docs: Documents, token: str) -> Document:
     document = await get_document(docs, grant.member_id, grant.document_id)
     if document.scan_status != "clean":
         raise not_ready(document)
+    if document.render_status == issuing.PENDING:  # asked for before the renderer got to it
+        await rendering.render_now(docs, document.id)
+        document = await get_document(docs, grant.member_id, grant.document_id)
     return document

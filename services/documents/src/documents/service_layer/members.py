@@ -29,14 +29,17 @@ async def record_member(session: AsyncSession, event: MemberRegistered) -> None:
     })
 
 
-async def record_enrolment(session: AsyncSession, event: MemberEnrolled, occurred_at) -> tuple[Member | None, bool]:
-    """Returns the previous row (None when new) and whether the card changes (beneficiaries or plan)."""
-    previous = await session.get(Member, event.member_id)
-    before = None
-    if previous is not None:
-        before = (previous.contract_number, previous.first_name, previous.last_name, previous.birth_date,
-                  previous.plan_code, previous.role, previous.coverage_start, previous.coverage_end)
-        session.expunge(previous)
+# What of a member the card prints: a change to one of them reissues the contract's card.
+_ON_THE_CARD = ("contract_number", "first_name", "last_name", "birth_date", "plan_code", "role", "coverage_start",
+                "coverage_end")
+
+
+async def record_enrolment(session: AsyncSession, event: MemberEnrolled, occurred_at) -> tuple[str | None, bool]:
+    """Returns the contract the member was on before (None when new) and whether the card
+    changes (beneficiaries or plan). Core statements, no ORM object: this runs for every
+    MemberEnrolled of an import."""
+    table = Member.__table__
+    row = (await session.execute(select(*(table.c[f] for f in _ON_THE_CARD)).where(table.c.member_id == event.member_id))).first()
     values = {
         "membership_number": event.membership_number,
         "contract_number": event.contract_number,
@@ -50,9 +53,8 @@ async def record_enrolment(session: AsyncSession, event: MemberEnrolled, occurre
         "enrolled_at": occurred_at,
     }
     await _upsert(session, event.member_id, values)
-    after = (event.contract_number, event.first_name, event.last_name, event.birth_date, event.plan_code,
-             event.role, event.coverage_start, event.coverage_end)
-    return previous, before != after
+    before = tuple(row) if row is not None else None
+    return (row.contract_number if row is not None else None), before != tuple(values[f] for f in _ON_THE_CARD)
 
 
 async def record_address(session: AsyncSession, event: ProfileUpdated) -> None:
@@ -73,11 +75,11 @@ async def by_membership_number(session: AsyncSession, number: str) -> Member | N
     return (await session.exec(select(Member).where(Member.membership_number == number))).first()
 
 
-async def of_contract(session: AsyncSession, contract_number: str) -> list[Member]:
-    rows = await session.exec(
-        select(Member).where(Member.contract_number == contract_number).order_by(Member.birth_date, Member.membership_number)
-    )
-    return list(rows)
+async def of_contract(session: AsyncSession, contract_number: str, *, for_update: bool = False) -> list[Member]:
+    query = select(Member).where(Member.contract_number == contract_number).order_by(Member.birth_date, Member.membership_number)
+    if for_update:  # as the database has them now, whatever this session read before
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list(await session.exec(query))
 
 
 def holder_of(members: list[Member]) -> Member | None:

@@ -1,6 +1,8 @@
 """The print batch: every document queued for post (members with e-courriers off), in print
 order (postcode, then name, then date), as one PDF plus a CSV manifest under
-var/print/<date>/; the batch's documents are then marked sent."""
+var/print/<date>/; the batch's documents are then marked sent. A document is queued only once
+its file is rendered and stored (service_layer/issuing.deliver): one still pending is not in
+this batch but in the next one after its render."""
 
 from __future__ import annotations
 
