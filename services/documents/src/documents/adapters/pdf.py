@@ -62,9 +62,24 @@ def render_card_sync(template: str, context: dict[str, Any], payload: str) -> tu
     return pdf, png
 
 
-def _lower_priority(increment: int) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_start(increment: int, parent: int) -> None:
+    """In each PDF worker: a lower CPU priority, and death with the service. A worker outlived a
+    kill -9 of documents (`make chaos`, a supervisor's restart) as an orphan holding its memory;
+    Linux's parent-death signal ends it with its parent."""
     if increment:
         os.nice(increment)
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: orphans are possible, as before
+        pass
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
 
 
 def _warm() -> None:
@@ -83,7 +98,7 @@ class PdfRenderer:
         if self._pool is None:
             # spawn: a fork of a process running an event loop and threads is unsafe.
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_lower_priority, initargs=(self.nice,))
+                                             initializer=_worker_start, initargs=(self.nice, os.getpid()))
         return self._pool
 
     async def _run(self, fn, *args):
