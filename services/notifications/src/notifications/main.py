@@ -17,7 +17,7 @@ def create_app():
     settings = NotificationsSettings()
     runtime = ServiceRuntime(settings, migrations=files("notifications") / "migrations")
     notifications = Notifications(settings=settings, db=runtime.db, templates=Templates(), smtp=SmtpSender(settings))
-    runtime.consume(build_consumer(notifications), before_commit=insert_queued, after_commit=notifications.wake_sender.set,
+    runtime.consume(build_consumer(notifications), before_commit=lambda session: insert_queued(notifications, session), after_commit=notifications.wake_sender.set,
                     before_batch=lambda: room_to_queue(notifications))
     # Every kind's e-mail series exist (at 0) before the first send, failure or retry.
     for template in (files("notifications") / "templates").iterdir():

@@ -39,6 +39,9 @@ class Notifications:
     smtp: SmtpSender
     wake_sender: asyncio.Event = field(default_factory=asyncio.Event)
     batch_sent: asyncio.Event = field(default_factory=asyncio.Event)  # room in the queue (room_to_queue)
+    # Due e-mails at most, as far as this process knows: the last count plus what it queued since
+    # (room_to_queue counts again only once this could reach the limit).
+    due_at_most: int = 0
 
     def message_id(self, source_event_id: uuid.UUID, kind: str, member_id: uuid.UUID | None = None) -> str:
         """Stable across retries; with `member_id` when one event mails several members."""
@@ -83,11 +86,12 @@ async def queue_emails(ctx: HandlerContext, rows: list[dict]) -> None:
     ctx.session.info.setdefault(_QUEUED, []).extend(rows)
 
 
-async def insert_queued(session) -> None:
+async def insert_queued(notifications: Notifications, session) -> None:
     """The consumer's `before_commit`: the e-mails its handlers queued, inside their transaction."""
     rows = session.info.pop(_QUEUED, None)
     if rows:
         await session.execute(insert(_DELIVERIES), rows)
+        notifications.due_at_most += len(rows)
 
 
 async def queue_email(notifications: Notifications, ctx: HandlerContext, *, member_id: uuid.UUID,
@@ -326,14 +330,18 @@ async def _record_outcomes(notifications: Notifications, session, deliveries, sp
 async def room_to_queue(notifications: Notifications) -> None:
     """The consumer's `before_batch`: returns once fewer than `send_queue_limit` e-mails are due
     and unsent (or after `send_queue_max_hold_seconds`, so the group's session never times out:
-    the queue is a target, not a guarantee). Woken by each sent batch, with a short poll."""
+    the queue is a target, not a guarantee). Woken by each sent batch, with a short poll.
+    The count is a query on the consumer's path: it is made only once what this process queued
+    since the last one could have filled the queue (a lone event costs none); e-mails queued by
+    other replicas meanwhile are seen at the next count."""
     settings = notifications.settings
-    if settings.send_queue_limit <= 0:
+    if settings.send_queue_limit <= 0 or notifications.due_at_most < settings.send_queue_limit:
         return
     deadline = asyncio.get_running_loop().time() + settings.send_queue_max_hold_seconds
     while True:
         async with notifications.db.transaction() as session:
             due = (await session.execute(_DUE_COUNT, {"cap": settings.send_queue_limit})).scalar_one()
+        notifications.due_at_most = due
         if due < settings.send_queue_limit or asyncio.get_running_loop().time() >= deadline:
             return
         notifications.batch_sent.clear()
